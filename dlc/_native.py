@@ -1,0 +1,39 @@
+"""Quiet TVM's C++ logging where it only adds noise.
+
+TVM 0.27 writes ``Warning: Scope Saving:`` / ``Scope Loaded:`` to the process's stderr (C++ ``LOG(WARNING)``)
+for every VM executable it saves or loads. Python's ``sys.stderr`` cannot catch that, so this redirects file
+descriptor 2 for the duration and passes through whatever else was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+_NOISE = ("Warning: Scope Saving:", "Warning: Scope Loaded:")
+
+
+@contextlib.contextmanager
+def quiet_tvm_logs() -> Iterator[None]:
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a descriptor
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(n in line for n in _NOISE):
+                    sys.stderr.write(line)

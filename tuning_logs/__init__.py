@@ -1,0 +1,1 @@
+"""Shipped MetaSchedule tuning records, one folder per target key (see dlc.target.target_key)."""
