@@ -6,7 +6,7 @@ import pytest
 from helpers import ort_run
 
 import dlc
-from dlc.models import LIGHT_MODELS, light_model_path, random_input
+from dlc.models import LIGHT_MODELS, model_path, random_input
 
 # The largest models take minutes; they run with -m slow.
 SLOW = {"vgg19", "bvlc_alexnet", "zfnet512", "densenet121", "inception_v2"}
@@ -18,7 +18,7 @@ def _marks(names):
 
 @pytest.mark.parametrize("name", _marks(LIGHT_MODELS))
 def test_light_model_matches_onnxruntime(name):
-    path = light_model_path(name)
+    path = model_path(name)
     model = onnx.load(path)
     feeds = random_input(model, seed=7)
     got = dlc.compile(path, "llvm").run(feeds)
@@ -29,7 +29,7 @@ def test_light_model_matches_onnxruntime(name):
 
 @pytest.mark.parametrize("name", _marks(LIGHT_MODELS))
 def test_light_model_compiles_for_cuda(name, tmp_path):
-    model = dlc.compile(light_model_path(name), "cuda:sm_80")
+    model = dlc.compile(model_path(name), "cuda:sm_80")
     assert model.metadata["cuda"]["fatbin_bytes"] > 0
     assert all(k["origin"] != "none" for k in model.kernels)
     model.export(tmp_path / f"{name}.so")

@@ -22,12 +22,12 @@ import numpy as np
 import onnx
 
 import dlc
-from dlc.models import light_model_path, random_input
+from dlc.models import model_path, random_input
 
 work = Path(os.environ.get("DLC_TUTORIAL_DIR", "out/tutorial01"))
 work.mkdir(parents=True, exist_ok=True)
 onnx_path = work / "resnet50.onnx"
-onnx.save(onnx.load(light_model_path("resnet50")), onnx_path)
+onnx.save(onnx.load(model_path("resnet50")), onnx_path)
 feeds = random_input(onnx.load(onnx_path), seed=0)
 (input_name, x), = feeds.items()
 np.save(work / "input.npy", x)
