@@ -55,4 +55,4 @@ _tvm("cse", "merge identical pure bindings, e.g. two layout_transforms of one te
      relax.transform.EliminateCommonSubexpr)
 
 # dlc's own passes register themselves on import.
-from . import fold_affine, layout_nchwc, legalize, sum_to_add  # noqa: E402, F401
+from . import fold_affine, layout_nchwc, legalize, remove_dropout, sum_to_add  # noqa: E402, F401
