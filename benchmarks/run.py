@@ -52,14 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="all",
-                   help=f"comma-separated names, or 'cnns' / 'all' (default all: {', '.join(BENCH_MODELS)})")
+                   help=f"comma-separated names or .onnx files, or 'cnns' / 'all' (default all: {', '.join(BENCH_MODELS)})")
     p.add_argument("--threads", type=int, default=host_cpu_count(), help="threads for both (default: all cores)")
     p.add_argument("--repeat", type=int, default=30, help="timed runs per side (default 30; see --budget)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up runs per side (default 5)")
     p.add_argument("--budget", type=float, default=120.0, metavar="SECONDS",
                    help="cap on timed seconds per model: fewer runs (>= --min-repeat) for slow models (default 120)")
     p.add_argument("--min-repeat", type=int, default=5, help="never fewer timed runs than this (default 5)")
-    p.add_argument("--layers", default="resnet50", metavar="MODEL",
+    p.add_argument("--layers", default="resnet50", metavar="MODEL",  # a name or an .onnx file, like --models
                    help="profile this model layer by layer ('none' to skip; default resnet50)")
     p.add_argument("--layer-op", default="conv2d", help="per-layer table: kernels whose op starts with this")
     p.add_argument("--out", type=Path, help="results folder (default benchmarks/results/<date-time>)")
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _add_compile_options(compile_flags)
     args = p.parse_args(argv)
     names = MODEL_SETS.get(args.models) or tuple(m.strip() for m in args.models.split(",") if m.strip())
-    unknown = [m for m in names if m not in dlc.models.ALL_MODELS]
+    unknown = [m for m in names if m not in dlc.models.ALL_MODELS and Path(m).suffix != ".onnx"]
     if unknown:
         p.error(f"unknown model(s) {unknown}; choose from {', '.join(dlc.models.ALL_MODELS)}")
     args.model_names = names
@@ -82,9 +82,22 @@ def say(msg: str) -> None:
 
 
 # ---- one model --------------------------------------------------------------------------------------------
+def onnx_file(name: str) -> Path:
+    """A zoo model's cached file, or ``name`` itself when it is an .onnx path."""
+    if Path(name).suffix == ".onnx":
+        if not Path(name).is_file():
+            raise dlc.ModelError("no such file", where=name)
+        return Path(name)
+    return model_path(name)
+
+
+def short_name(name: str) -> str:
+    return Path(name).stem if Path(name).suffix == ".onnx" else name
+
+
 def compiled_artifact(name: str, options: dlc.CompileOptions, artifacts: Path, reuse: bool) -> tuple[Path, float]:
     """(artifact path, compile seconds); compiles unless a matching artifact may be reused."""
-    path = artifacts / f"{name}.so"
+    path = artifacts / f"{short_name(name)}.so"
     wanted = json.loads(json.dumps(dlc.api._jsonable(dataclasses.asdict(options))))
     if reuse and path.is_file():
         try:
@@ -95,19 +108,19 @@ def compiled_artifact(name: str, options: dlc.CompileOptions, artifacts: Path, r
         except dlc.DlcError:
             pass
     say(f"{name}: compiling")
-    model = dlc.compile(model_path(name), options=options)
+    model = dlc.compile(onnx_file(name), options=options)
     model.export(path)
     return path, float(model.metadata["compile_seconds"]["total"])
 
 
 def run_model(name: str, args: argparse.Namespace, options: dlc.CompileOptions, artifacts: Path) -> dict:
-    onnx_file = model_path(name)
+    source = onnx_file(name)
     artifact, compile_s = compiled_artifact(name, options, artifacts, args.reuse_artifacts)
     model = dlc.load(artifact, num_threads=args.threads)
     feeds = random_feeds(model.inputs)
 
     # One timed run each decides how many fit in the budget (slow schedules must not take all day).
-    session = onnxruntime_session(onnx_file, args.threads)
+    session = onnxruntime_session(source, args.threads)
     run_dlc = dlc_runner(model, feeds)
     run_dlc()
     t0 = time.perf_counter()
@@ -122,11 +135,11 @@ def run_model(name: str, args: argparse.Namespace, options: dlc.CompileOptions, 
     del session
     say(f"{name}: {t_dlc * 1e3:.1f} ms dlc per run; timing {repeat} runs each after {warmup} warm-up")
 
-    result = bench(model, feeds, repeat=repeat, warmup=warmup, threads=args.threads, compare=onnx_file)
+    result = bench(model, feeds, repeat=repeat, warmup=warmup, threads=args.threads, compare=source)
     origins = Counter(k["origin"].split(":")[0] for k in model.kernels)
     say(f"{name}: dlc {result.dlc.median:.2f} ms, onnxruntime {result.onnxruntime.median:.2f} ms, "
         f"dlc/ORT {result.ratio:.2f} ({describe_state(result.state)})")
-    row = {"model": name, "onnx": str(onnx_file), "artifact": str(artifact), "compile_seconds": compile_s,
+    row = {"model": short_name(name), "onnx": str(source), "artifact": str(artifact), "compile_seconds": compile_s,
            "kernels": len(model.kernels), "schedule_origins": dict(origins), "bench": result.to_json()}
     del model
     gc.collect()
@@ -150,6 +163,7 @@ def run_layers(name: str, args: argparse.Namespace, options: dlc.CompileOptions,
     model = dlc.load(artifact, num_threads=args.threads)
     say(f"{name}: profiling every kernel")
     prof = profile(model, repeat=5, threads=args.threads)
+    name = short_name(name)
     prof.plot_roofline(out / f"roofline_{name}.png")
     prof.write_trace(out / f"trace_{name}.json")
     layers = []
@@ -297,19 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.model_names:
         try:
             rows.append(run_model(name, args, options, artifacts))
-        except dlc.DlcError as e:  # one broken model must not lose the others' numbers
-            say(f"{name}: FAILED: {e}")
-            failures[name] = str(e)
+        except Exception as e:  # one broken model must not lose the others' numbers
+            say(f"{name}: FAILED: {type(e).__name__}: {e}")
+            failures[name] = f"{type(e).__name__}: {e}"
     layers = None
     if args.layers != "none":
         try:
             layers = run_layers(args.layers, args, options, artifacts, out)
-        except dlc.DlcError as e:
-            say(f"per-layer profile of {args.layers}: FAILED: {e}")
-            failures[f"layers:{args.layers}"] = str(e)
+        except Exception as e:
+            say(f"per-layer profile of {args.layers}: FAILED: {type(e).__name__}: {e}")
+            failures[f"layers:{args.layers}"] = f"{type(e).__name__}: {e}"
     state = monitor.stop()
 
-    cnn_ratios = [r["bench"]["ratio"] for r in rows if r["model"] in BENCH_CNNS]
+    cnn_ratios = [r["bench"]["ratio"] for r in rows if r["model"] in BENCH_CNNS]  # only zoo names count here
     worst = max(rows, key=lambda r: r["bench"]["ratio"], default=None)
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:] if argv is None else argv,

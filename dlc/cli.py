@@ -222,6 +222,8 @@ def _model_to_measure(args: argparse.Namespace, say: Callable[[str], None]):
         from .runtime.bench import find_onnx_for
 
         source = Path(args.onnx) if getattr(args, "onnx", None) else find_onnx_for(path, model.metadata)
+        if source is not None and not source.is_file():
+            raise InputError("no such ONNX file", where=str(source))
         return model, source
     say(f"compiling {path} (give an artifact .so to skip this)")
     model = api.compile(path, options=_options_from(args), log=say)
@@ -302,10 +304,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         rest = prof.kernels[args.top:]
         out.print(f"... {len(rest)} more kernels, {sum(k.percent for k in rest):.1f}% of the kernel time")
     e2e = prof.end_to_end_ms
-    out.print(f"kernels {prof.kernel_ms:.2f} ms of {e2e.median:.2f} ms end to end (median; the rest is the VM: "
-              f"allocation, shape checks, calls); {prof.gflop:.3f} GFLOP, "
-              f"{prof.gflop / (e2e.median / 1e3):.1f} GFLOP/s"
-              + (f" = {100 * prof.gflop / (e2e.median / 1e3) / peak.gflops:.1f}% of peak" if peak else ""))
+    rate = prof.gflop / (e2e.median / 1e3)
+    out.print(f"end to end {e2e.median:.2f} ms (median of {e2e.n} runs), of which kernels {prof.kernel_ms:.2f} ms "
+              f"(sum of the in-place medians; the rest is the VM: allocation, shape checks, calls); "
+              f"{prof.gflop:.3f} GFLOP, {rate:.1f} GFLOP/s" + (f" = {100 * rate / peak.gflops:.1f}% of peak" if peak else ""))
     if peak:
         bw = ", ".join(f"{k} {v:.0f}" for k, v in peak.bandwidth_gbs.items())
         out.print(f"peak: {peak.gflops:.0f} GFLOP/s FP32 on {peak.threads} threads (FMA kernel), bandwidth GB/s: "

@@ -13,6 +13,7 @@ used while the benchmark ran (from ``/proc``), so a number measured under conten
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import platform
 import time
@@ -303,12 +304,18 @@ def bench(model: CompiledModel, feeds: Mapping[str, np.ndarray] | None = None, *
     samples: dict[str, list[float]] = {name: [] for name in order}
     say(f"timing: {repeat} runs each" + (", interleaved" if len(order) > 1 else ""))
     monitor = MachineMonitor().start()
-    for i in range(repeat):
-        for name in (order if i % 2 == 0 else order[::-1]):
-            run = runners[name]
-            t0 = time.perf_counter_ns()
-            run()
-            samples[name].append((time.perf_counter_ns() - t0) / 1e6)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a collection inside a timed run is noise, not the model's cost
+    try:
+        for i in range(repeat):
+            for name in (order if i % 2 == 0 else order[::-1]):
+                run = runners[name]
+                t0 = time.perf_counter_ns()
+                run()
+                samples[name].append((time.perf_counter_ns() - t0) / 1e6)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     state = monitor.stop()
 
     result = BenchResult(model=str(model.metadata.get("model", "?")), threads=threads, repeat=repeat,

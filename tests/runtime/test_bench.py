@@ -108,3 +108,5 @@ def test_cli_bench_errors(files, tmp_path, capsys):
     assert "add --onnx MODEL.onnx" in capsys.readouterr().err
     assert main(["bench", str(files / "conv.so"), "--input-shape", "x=1,8,16,16"]) == 1
     assert "already compiled" in capsys.readouterr().err
+    assert main(["bench", str(lonely), "--compare", "onnxruntime", "--onnx", str(tmp_path / "nope.onnx")]) == 2
+    assert "nope.onnx: no such ONNX file" in capsys.readouterr().err
