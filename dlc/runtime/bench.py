@@ -256,7 +256,7 @@ class BenchResult:
         return 100 * g / self.peak_gflops if g and self.peak_gflops else None
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in dataclasses.asdict(self).items()}
+        out = dataclasses.asdict(self)
         for name in ("dlc", "onnxruntime", "paired_ratio"):
             stats = getattr(self, name)
             out[name] = stats.to_json() if stats else None
@@ -276,7 +276,8 @@ def bench(model: CompiledModel, feeds: Mapping[str, np.ndarray] | None = None, *
     say = log or (lambda msg: None)
     if repeat < 1 or warmup < 0:
         raise DlcError(f"repeat must be >= 1 and warmup >= 0, got {repeat} and {warmup}")
-    threads = set_num_threads(threads or model.num_threads or None)
+    model.virtual_machine()  # applies the thread count the model was loaded with
+    threads = set_num_threads(threads or model.num_threads)
     feeds = dict(feeds) if feeds is not None else random_feeds(model.inputs)
     gflop = sum(n * k["gflop"] for k, n in count_kernel_calls(model, feeds))
     peak_gflops = machine_peak(threads).gflops if peak else None

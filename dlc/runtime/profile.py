@@ -240,7 +240,8 @@ def profile(model: CompiledModel, feeds: Mapping[str, np.ndarray] | None = None,
     measured peak for this thread count) or False (no % of peak).
     """
     say = log or (lambda msg: None)
-    threads = set_num_threads(threads or model.num_threads or None)
+    model.virtual_machine()  # applies the thread count the model was loaded with
+    threads = set_num_threads(threads or model.num_threads)
     feeds = dict(feeds) if feeds is not None else random_feeds(model.inputs)
     if peak is True:
         say(f"machine peak for {threads} threads (measured once, then cached)")

@@ -110,3 +110,9 @@ def test_cli_bench_errors(files, tmp_path, capsys):
     assert "already compiled" in capsys.readouterr().err
     assert main(["bench", str(lonely), "--compare", "onnxruntime", "--onnx", str(tmp_path / "nope.onnx")]) == 2
     assert "nope.onnx: no such ONNX file" in capsys.readouterr().err
+
+
+def test_bench_uses_the_thread_count_the_model_was_loaded_with(files):
+    model = dlc.load(files / "conv.so", num_threads=1)
+    assert bench(model, repeat=2, warmup=0, peak=False).threads == 1
+    assert bench(model, repeat=2, warmup=0, threads=2, peak=False).threads == 2
