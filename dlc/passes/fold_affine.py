@@ -50,6 +50,17 @@ def _per_channel(c: np.ndarray, out_ndim: int, axis: int, channels: int) -> np.n
     return np.broadcast_to(full.reshape(-1), (channels,)).astype(np.float64)
 
 
+def _apply(op: str, s: np.ndarray, t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(s, t) of ``op(anchor * s + t, c)``."""
+    if op == "relax.add":
+        return s, t + c
+    if op == "relax.subtract":
+        return s, t - c
+    if op == "relax.multiply":
+        return s * c, t * c
+    return s / c, t / c
+
+
 @relax.expr_functor.mutator
 class _Folder(relax.PyExprMutator):
     def __init__(self, mod: tvm.IRModule, uses: dict):
@@ -83,9 +94,7 @@ class _Folder(relax.PyExprMutator):
                 anchor, axis, s, t = chain
                 vec = _per_channel(c, anchor.ty.ndim, axis, len(s))
                 if vec is not None and not (value.op.name == "relax.divide" and np.any(vec == 0)):
-                    op = value.op.name
-                    s, t = {"relax.add": (s, t + vec), "relax.subtract": (s, t - vec),
-                            "relax.multiply": (s * vec, t * vec), "relax.divide": (s / vec, t / vec)}[op]
+                    s, t = _apply(value.op.name, s, t, vec)
                     self.chains[binding.var] = folded = (anchor, axis, s, t)
         if folded is None:
             super().visit_var_binding_(binding)
