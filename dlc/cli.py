@@ -288,11 +288,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     say = _progress(args.quiet)
     model, _ = _model_to_measure(args, say)
-    prof = profile(model, _feeds_for(model, args.input), repeat=args.repeat, threads=args.threads, log=say)
+    prof = profile(model, _feeds_for(model, args.input), repeat=args.repeat, threads=args.threads, stat=args.stat,
+                   log=say)
     peak = prof.peak
     rows = prof.table(args.top)
     table = Table(title=f"{prof.model} on {prof.target}, {prof.threads} threads: {len(prof.kernels)} kernels, "
-                        f"sorted by time (each call timed in place, median of {args.repeat})",
+                        f"sorted by time (each call timed in place, {args.stat} of {args.repeat})",
                   title_justify="left")
     for col in rows[0] if rows else ():
         table.add_column(col, justify="left" if col in ("kernel", "op", "shapes", "schedule") else "right",
@@ -399,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT.json", help="write the whole profile as JSON")
     p.add_argument("--repeat", type=int, default=5, metavar="N", help="samples per kernel call (default 5)")
     p.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: all cores)")
+    p.add_argument("--stat", choices=["median", "min"], default="median",
+                   help="a call's time from its samples: median (default), or min on a busy machine")
     p.add_argument("--top", type=int, default=30, metavar="N", help="rows to print (default 30)")
     p.add_argument("-i", "--input", action="append", metavar="NAME=FILE.npy", help="an input (default: random)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -122,3 +122,15 @@ def test_cli_profile_writes_png_trace_json(tmp_path, capsys, peak_cache):
     data = json.loads(js.read_text())
     assert data["threads"] == 1 and data["peak"]["gflops"] == 100.0
     assert all(np.isfinite(k["us"]) for k in data["kernels"])
+
+
+def test_min_statistic(compiled):
+    p = profile(compiled, {"x": rand(1, C, HW, HW)}, repeat=3, min_repeat_ms=1, timeline_runs=1, threads=1,
+                peak=False, stat="min")
+    assert p.stat == "min" and all(k.percent_of_peak is None for k in p.kernels)
+    by_kernel = {}
+    for c in p.calls:
+        by_kernel[c.kernel] = by_kernel.get(c.kernel, 0.0) + min(c.samples_us)
+    assert {k.name: k.us for k in p.kernels} == pytest.approx(by_kernel)
+    with pytest.raises(ValueError, match="stat must be one of"):
+        profile(compiled, stat="mean")
