@@ -252,6 +252,7 @@ def chart(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = report["models"]
     names = [r["model"] for r in rows]
@@ -263,6 +264,8 @@ def chart(report: dict, path: Path) -> None:
     colors = ["tab:green" if r <= 1 else "tab:orange" if r <= 2.5 else "tab:red" for r in ratios]
     ax.bar(names, ratios, color=colors, yerr=[[max(v, 0) for v in low], [max(v, 0) for v in high]], capsize=3)
     ax.set_yscale("log")
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.5, 2, 4 rather than 5x10^-1
     ax.axhline(1.0, color="black", lw=1)
     g = report["geomean"]
     if g["all"]:
