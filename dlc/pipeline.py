@@ -25,6 +25,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_backend
 from tvm.relax.backend.cuda import pipeline as cuda_backend
 
 from .errors import CompileError, DlcError
+from .options import CompileOptions
 from .passes import PASSES
 from .schedule import KernelReport, TunedLookup, schedule_module
 from .target import is_cuda
@@ -61,12 +62,19 @@ def phases(target: tvm.target.Target) -> list[Phase]:
 @dataclass
 class Pipeline:
     target: tvm.target.Target
-    disabled: tuple[str, ...] = ()
+    options: CompileOptions = field(default_factory=CompileOptions)
     tuned: TunedLookup | None = None
-    dump_dir: Path | None = None
     log: Callable[[str], None] = lambda msg: None
     kernels: list[KernelReport] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def disabled(self) -> tuple[str, ...]:
+        return tuple(self.options.disable_passes)
+
+    @property
+    def dump_dir(self) -> Path | None:
+        return Path(self.options.dump_ir) if self.options.dump_ir else None
 
     def __post_init__(self) -> None:
         for name in self.disabled:
@@ -86,7 +94,7 @@ class Pipeline:
         return out
 
     def _pass_list(self, names: list[str]) -> Callable[[tvm.IRModule], tvm.IRModule]:
-        seq = tvm.transform.Sequential([PASSES[n].make(self.target) for n in names])
+        seq = tvm.transform.Sequential([PASSES[n].make(self.target, self.options) for n in names])
         return seq
 
     def _schedule(self, mod: tvm.IRModule) -> tvm.IRModule:

@@ -18,7 +18,7 @@ from tvm.target import Target
 class PassSpec:
     name: str
     doc: str  # one line: what it rewrites into what
-    make: Callable[[Target], tvm.transform.Pass]
+    make: Callable[..., tvm.transform.Pass]  # (target, options: CompileOptions | None) -> Pass
     required: bool = False  # the build cannot work without it: refuse --disable-pass
 
 
@@ -26,9 +26,9 @@ PASSES: dict[str, PassSpec] = {}
 
 
 def register_pass(name: str, doc: str, *, required: bool = False):
-    """Decorator for ``make(target) -> Pass`` factories."""
+    """Decorator for ``make(target, options) -> Pass`` factories (options: the CompileOptions, or None)."""
 
-    def wrap(make: Callable[[Target], tvm.transform.Pass]):
+    def wrap(make: Callable[..., tvm.transform.Pass]):
         PASSES[name] = PassSpec(name, doc, make, required)
         return make
 
@@ -36,7 +36,7 @@ def register_pass(name: str, doc: str, *, required: bool = False):
 
 
 def _tvm(name: str, doc: str, make: Callable[[], tvm.transform.Pass], required: bool = False) -> None:
-    PASSES[name] = PassSpec(name, doc, lambda _target: make(), required)
+    PASSES[name] = PassSpec(name, doc, lambda _target, _options=None: make(), required)
 
 
 _tvm("decompose-inference", "batch_norm/layer_norm/... -> elementwise arithmetic with inference statistics (TVM)",

@@ -32,7 +32,7 @@ def _is_identity(m: tvm.tirx.IndexMap, analyzer) -> bool:
 
 
 @register_pass("fold-layout-transforms", "layout_transform(layout_transform(x)) -> one transform, or x")
-def fold_layout_transforms(target: tvm.target.Target) -> tvm.transform.Pass:
+def fold_layout_transforms(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     x = wildcard()
     inner = is_op("relax.layout_transform")(x)
     pattern = is_op("relax.layout_transform")(inner)

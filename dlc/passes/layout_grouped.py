@@ -63,7 +63,7 @@ class _Blocker(relax.PyExprMutator):
 
 
 @register_pass("layout-grouped", "grouped NCHW conv2d -> blocked NCHW[x]c conv wrapped in its own layout transforms")
-def layout_grouped(target: tvm.target.Target) -> tvm.transform.Pass:
+def layout_grouped(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     lanes = vector_lanes(target)
 
     @tvm.transform.module_pass(opt_level=0, name="LayoutGrouped")

@@ -58,7 +58,7 @@ def conv_layouts(call: relax.Call, lanes: int) -> list[str] | None:
 
 
 @register_pass("layout-nchwc", "conv2d NCHW -> blocked NCHW[x]c per conv (x = vector width), transforms at the edges")
-def layout_nchwc(target: tvm.target.Target) -> tvm.transform.Pass:
+def layout_nchwc(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     lanes = vector_lanes(target)
 
     def layout_cb(call: relax.Call) -> dict:

@@ -43,13 +43,13 @@ LEGALIZATIONS = {"relax.nn.conv2d": _conv2d}
 
 @register_pass("legalize", "Relax ops -> call_tir of TensorIR PrimFuncs (TVM's, plus dlc's blocked-layout convs)",
                required=True)
-def legalize(target: tvm.target.Target) -> tvm.transform.Pass:
+def legalize(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     return relax.transform.LegalizeOps(customize_legalize_map=LEGALIZATIONS)
 
 
 @register_pass("fusable-layout-transforms",
                "let legalized layout_transform kernels fuse as conv/matmul epilogues (TVM marks them opaque)")
-def fusable_layout_transforms(target: tvm.target.Target) -> tvm.transform.Pass:
+def fusable_layout_transforms(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     # A layout transform without padding moves each element once. TVM's op-pattern analysis cannot see that
     # through its div/mod indexing and calls it opaque; even "injective" would not fuse after a conv (FuseOps
     # only appends elementwise ops to a conv). Marked elementwise, the transform back to NCHW and the
