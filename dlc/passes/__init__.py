@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import relax
-from tvm.target import Target
 
 
 @dataclass(frozen=True)
