@@ -53,6 +53,8 @@ class CompileOptions:
         default=(), repeat=True, metavar="NAME")
     dump_ir: str | None = _opt("--dump-ir", "write the IR after each pipeline phase to DIR", default=None,
                                metavar="DIR")
+    winograd: str = _opt("--winograd", "Winograd for 3x3 stride-1 convs: auto (per layer, by cost), on, off",
+                         default="auto", choices=("auto", "on", "off"), metavar="MODE")
 
     @classmethod
     def option_fields(cls):

@@ -44,7 +44,7 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
     layout = [] if is_cuda(target) else [
-        "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "cse"]
+        "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse"]
     return [*simplify, *layout, "dce"]
 
 
@@ -110,7 +110,11 @@ class Pipeline:
         seq = backend.dataflow_lower_passes(self.target) + backend.finalize_passes(self.target)
         return tvm.transform.Sequential(seq)(mod)
 
-    def run(self, mod: tvm.IRModule) -> tvm.IRModule:
+    def run(self, mod: tvm.IRModule, until: str | None = None) -> tvm.IRModule:
+        """Run every phase in order, or up to and including phase ``until``."""
+        names = [p.name for p in self.phases()]
+        if until is not None and until not in names:
+            raise DlcError(f"no pipeline phase {until!r}; phases are {names}")
         self._dump(0, "import", mod)
         for i, phase in enumerate(self.phases(), start=1):
             self.log(f"{phase.name}: {', '.join(phase.passes) or phase.name}")
@@ -125,6 +129,8 @@ class Pipeline:
                 raise CompileError(f"phase {phase.name!r} failed: {first}") from e
             self.timings[phase.name] = time.perf_counter() - t0
             self._dump(i, phase.name, mod)
+            if phase.name == until:
+                break
         return mod
 
     def _dump(self, index: int, name: str, mod: tvm.IRModule) -> None:

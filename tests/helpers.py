@@ -70,5 +70,35 @@ def single_op_model(op: str, inputs, outputs, initializers=(), **attrs) -> onnx.
     return make_model([node], inputs, outputs, initializers)
 
 
-__all__ = ["OPSET", "TensorProto", "conv_bn_relu_model", "conv_model", "make_model", "ort_run", "rand",
-           "single_op_model"]
+
+
+
+# ---- looking inside the pipeline ------------------------------------------------------------------------
+def lower(model: onnx.ModelProto, until: str, **options):
+    """The IRModule after pipeline phase ``until`` ("graph", "legalize", "fuse", "schedule", ...) on llvm."""
+    from dlc.frontend import import_onnx, load_model
+    from dlc.options import CompileOptions
+    from dlc.pipeline import Pipeline
+    from dlc.target import resolve_target
+
+    return Pipeline(resolve_target("llvm"), CompileOptions(**options)).run(
+        import_onnx(load_model(model)).mod, until=until)
+
+
+def relax_ops(mod) -> dict[str, int]:
+    """How often each Relax operator is called in ``main``, e.g. {"nn.conv2d": 2, "add": 3}."""
+    import collections
+    import re
+
+    return dict(collections.Counter(re.findall(r"= R\.([\w.]+)\(", mod["main"].script())))
+
+
+def kernels(mod) -> list[str]:
+    """Names of the TensorIR kernels (PrimFuncs) in a module."""
+    import tvm
+
+    return sorted(gv.name_hint for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc))
+
+
+__all__ = ["OPSET", "TensorProto", "conv_bn_relu_model", "conv_model", "kernels", "lower", "make_model", "ort_run",
+           "rand", "relax_ops", "single_op_model"]

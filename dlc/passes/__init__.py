@@ -65,4 +65,5 @@ from . import (  # noqa: E402, F401
     legalize,
     remove_dropout,
     sum_to_add,
+    winograd,
 )

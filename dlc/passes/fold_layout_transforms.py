@@ -19,11 +19,15 @@ from . import register_pass
 
 def _compose(inner: tvm.tirx.IndexMap, outer: tvm.tirx.IndexMap, shape) -> tvm.tirx.IndexMap:
     """outer . inner, simplified with the input's extents (so (c8 * 8 + cb) // 4 becomes c8 * 2 + cb // 4)."""
+    # Fresh int64 indices: ConvertLayout's maps use int32 ones, and casts between the two would hide the
+    # arithmetic from TVM's iterator analysis, which has to invert the result.
+    composed = tvm.tirx.IndexMap.from_func(lambda *idx: outer.map_indices(inner.map_indices(list(idx))),
+                                           ndim=len(inner.initial_indices), index_dtype="int64")
     analyzer = tvm.sym.Analyzer()
-    for var, extent in zip(inner.initial_indices, shape):
+    for var, extent in zip(composed.initial_indices, shape):
         analyzer.bind(var, tvm.ir.Range(0, extent))
-    final = [analyzer.simplify(e) for e in outer.map_indices(inner.final_indices)]
-    return tvm.tirx.IndexMap(inner.initial_indices, final, None), analyzer
+    final = [analyzer.simplify(e) for e in composed.final_indices]
+    return tvm.tirx.IndexMap(composed.initial_indices, final, None), analyzer
 
 
 def _is_identity(m: tvm.tirx.IndexMap, analyzer) -> bool:

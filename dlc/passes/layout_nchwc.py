@@ -16,11 +16,15 @@ them at compile time, and ``cse`` merges repeated transforms of one tensor.
 
 from __future__ import annotations
 
+import logging
+
 import tvm
 from tvm import relax
 
 from ..target import vector_lanes
 from . import register_pass
+
+log = logging.getLogger("dlc.passes")
 
 
 def channel_block(channels: int, lanes: int) -> int:
@@ -68,4 +72,16 @@ def layout_nchwc(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
         # layout of their input into them (and fail on grouped convs).
         return {"relax.nn.conv2d": conv_layouts(call, lanes) or ["NCHW", "OIHW"]}
 
-    return relax.transform.ConvertLayout({}, layout_cb=layout_cb)
+    convert = relax.transform.ConvertLayout({}, layout_cb=layout_cb)
+
+    @tvm.transform.module_pass(opt_level=0, name="LayoutNCHWc")
+    def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        try:
+            return convert(mod)
+        except tvm.error.InternalError as e:
+            # TVM's layout inference still has holes (tuple-valued ops, some reshapes, stack): the model then
+            # runs NCHW, correct but slower. Say so rather than fail the compile.
+            log.warning("layout-nchwc left the model in NCHW: %s", str(e).strip().splitlines()[-1][:200])
+            return mod
+
+    return run

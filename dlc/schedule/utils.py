@@ -61,6 +61,16 @@ def loop_kinds(sch: s_tir.Schedule, blk: SBlockRV) -> list[str]:
     return out
 
 
+def loops_below(sch: s_tir.Schedule, blk: SBlockRV, outer) -> list[tuple]:
+    """(loop, kind) for the loops of ``blk`` nested under loop ``outer``, unit-extent loops left out.
+
+    After ``compute_at`` a block's loops are re-created for the region it must compute; this names them
+    without guessing how many there are."""
+    loops, kinds = sch.get_loops(blk), loop_kinds(sch, blk)
+    start = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(sch.get(outer))) + 1
+    return [(lp, k) for lp, k in zip(loops[start:], kinds[start:]) if extent(sch, lp) != 1]
+
+
 def cores(target) -> int:
     return int(target.attrs.get("num-cores", host_cpu_count()))
 

@@ -1,0 +1,105 @@
+"""Winograd against dlc's own direct convolution, layer by layer, on the 3x3 stride-1 convs of VGG-19 and ResNet-50.
+
+Each distinct layer (channels in/out, image size) becomes a one-conv ONNX model (conv + bias + ReLU, as in the
+nets), compiled twice — ``--winograd off`` and ``--winograd on`` (F(4,3) or F(2,3), whichever the cost model
+prefers) — and timed alternately, run by run, on the same input. The default clock is the thread's CPU time
+on one thread, which other processes on a shared machine cannot inflate; ``--wall --threads 2`` measures
+what a user sees on an idle machine.
+
+    python benchmarks/winograd.py [--repeat 10] [--json out.json] [--wall --threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# (model, C, K, H=W, count in the model)
+LAYERS = [
+    ("vgg19", 3, 64, 224, 1), ("vgg19", 64, 64, 224, 1), ("vgg19", 64, 128, 112, 1), ("vgg19", 128, 128, 112, 1),
+    ("vgg19", 128, 256, 56, 1), ("vgg19", 256, 256, 56, 3), ("vgg19", 256, 512, 28, 1), ("vgg19", 512, 512, 28, 3),
+    ("vgg19", 512, 512, 14, 4),
+    ("resnet50", 64, 64, 56, 3), ("resnet50", 128, 128, 28, 4), ("resnet50", 256, 256, 14, 6),
+    ("resnet50", 512, 512, 7, 3),
+]
+
+
+def conv_model(c: int, k: int, hw: int, seed: int = 0) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((k, c, 3, 3)) * math.sqrt(2 / (9 * c))).astype(np.float32)
+    b = (rng.standard_normal(k) * 0.1).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, k, hw, hw])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def timed(run, wall: bool) -> float:
+    clock = time.perf_counter if wall else time.thread_time
+    t0 = clock()
+    run()
+    return clock() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wall", action="store_true", help="wall-clock time instead of the thread's CPU time")
+    ap.add_argument("--json", help="write the per-layer results here")
+    ap.add_argument("--only", help="model name filter (vgg19 or resnet50)")
+    args = ap.parse_args()
+    if not args.wall and args.threads != 1:
+        ap.error("thread CPU time measures one thread: use --wall with --threads > 1")
+    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    import dlc  # after TVM_NUM_THREADS
+
+    rows = []
+    for model_name, c, k, hw, count in LAYERS:
+        if args.only and model_name != args.only:
+            continue
+        model = conv_model(c, k, hw)
+        x = {"x": np.random.default_rng(1).standard_normal((1, c, hw, hw)).astype(np.float32)}
+        direct = dlc.compile(model, winograd="off")
+        wino = dlc.compile(model, winograd="on")
+        kinds = sorted({k_["name"].split("_")[0] for k_ in wino.kernels if "winograd" in k_["name"]})
+        ref, got = direct.run(x)["y"], wino.run(x)["y"]
+        times = {"direct": [], "winograd": []}
+        for _ in range(args.repeat):  # alternate, so drift in the machine's load hits both alike
+            for key, compiled in (("direct", direct), ("winograd", wino)):
+                times[key].append(timed(lambda compiled=compiled, x=x: compiled.run(x), args.wall))
+        d, w = (float(np.median(times[key])) for key in ("direct", "winograd"))
+        gflop = 2 * 9 * c * k * hw * hw / 1e9
+        row = {"model": model_name, "layer": f"{c}->{k} @{hw}x{hw}", "count": count, "winograd": "/".join(kinds),
+               "direct_ms": d * 1e3, "winograd_ms": w * 1e3, "speedup": d / w, "direct_gflops": gflop / d,
+               "max_rel_err": float(np.abs(got - ref).max() / np.abs(ref).max())}
+        rows.append(row)
+        print(f"{model_name:9s} {row['layer']:18s} x{count}  direct {row['direct_ms']:8.2f} ms "
+              f"({row['direct_gflops']:5.1f} GFLOP/s)  {row['winograd']:10s} {row['winograd_ms']:8.2f} ms  "
+              f"speedup {row['speedup']:4.2f}  rel err {row['max_rel_err']:.1e}", flush=True)
+    for name in sorted({r["model"] for r in rows}):
+        sel = [r for r in rows if r["model"] == name]
+        geo = math.exp(sum(math.log(r["speedup"]) for r in sel) / len(sel))
+        total = sum(r["direct_ms"] * r["count"] for r in sel) / sum(r["winograd_ms"] * r["count"] for r in sel)
+        print(f"{name}: geomean per-layer speedup {geo:.2f}, all 3x3 layers together {total:.2f}")
+    geo = math.exp(sum(math.log(r["speedup"]) for r in rows) / max(len(rows), 1))
+    print(f"all layers: geomean speedup {geo:.2f} ({'wall' if args.wall else 'thread CPU'} time, "
+          f"{args.threads} thread(s), median of {args.repeat})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "layers": rows}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()

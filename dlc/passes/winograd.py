@@ -1,0 +1,120 @@
+"""winograd: eligible 3x3 convolutions -> Winograd F(4x4,3x3) or F(2x2,3x3), chosen per layer.
+
+    conv2d(x : NCHW{ib}c, W : OIHW{ib}i{ob}o, 3x3, stride 1, dilation 1, groups 1)
+        ->  output_transform(matmul(input_transform(x), U))          (see dlc.ops.winograd)
+
+``U``, the transformed weights, is a constant computed here in float64. The bias, residual and activation
+that followed the conv follow the output transform and fuse into its kernel.
+
+Which layers: ``--winograd on`` takes every eligible conv, ``off`` none, ``auto`` (default) those the cost
+model below expects to win. Winograd trades multiplies for memory traffic: the transformed input and output
+are (m+2)^2/m^2 times the image (2.25x for F(4,3)), and U is (m+2)^2/9 times the weights (4x for F(4,3)),
+read once per inference. So it pays where compute dominates (large images, many channels) and loses on
+7x7 maps with 512 channels, where U alone is ~38 MB. ``choose`` estimates both sides with the machine
+figures in ``COST``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..ops import winograd as wino
+from . import register_pass
+
+# Rough rates of this project's kernels on one AVX-512 core (measured on ResNet-50/VGG-19 layers; see
+# benchmarks/winograd.py): direct conv and the Winograd matmuls, in FLOP/s, and the memory traffic rate of
+# the transforms and of streaming U, in bytes/s.
+COST = {"direct_flops": 80e9, "gemm_flops": 90e9, "bytes": 12e9}
+
+
+def _layouts_ok(attrs) -> tuple[int, int] | None:
+    d, k, o = attrs.data_layout, attrs.kernel_layout, attrs.out_layout or attrs.data_layout
+    if not (d.startswith("NCHW") and d.endswith("c") and o.startswith("NCHW") and o.endswith("c")):
+        return None
+    try:
+        ib, ob = int(d[4:-1]), int(o[4:-1])
+    except ValueError:
+        return None
+    return (ib, ob) if k == f"OIHW{ib}i{ob}o" else None
+
+
+def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None) -> float:
+    """Seconds for one image: direct conv if m is None, else Winograd F(m x m, 3 x 3)."""
+    if m is None:
+        return 2 * 9 * c * k * out_h * out_w / COST["direct_flops"]
+    a, p = m + 2, wino.tiles(out_h, m) * wino.tiles(out_w, m)
+    gemm = 2 * a * a * p * c * k / COST["gemm_flops"]
+    traffic = 4 * (2 * a * a * p * (c + k) + a * a * c * k)  # V, M written and read; U read once
+    return gemm + traffic / COST["bytes"]
+
+
+def choose(c: int, k: int, out_h: int, out_w: int, mode: str) -> int | None:
+    """Tile size m (4 or 2) for this layer, or None for direct convolution."""
+    if mode == "off":
+        return None
+    options = {m: estimate(c, k, out_h, out_w, m) for m in (4, 2)}
+    best = min(options, key=options.get)
+    if mode == "on":
+        return best
+    return best if options[best] < estimate(c, k, out_h, out_w, None) else None
+
+
+def _oihw(weight: np.ndarray, ib: int, ob: int) -> np.ndarray:
+    """[K/ob, C/ib, 3, 3, ib, ob] -> [K, C, 3, 3]."""
+    kc, cc, kh, kw, _, _ = weight.shape
+    return weight.transpose(0, 5, 1, 4, 2, 3).reshape(kc * ob, cc * ib, kh, kw)
+
+
+@relax.expr_functor.mutator
+class _Rewriter(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule, mode: str):
+        super().__init__(mod)
+        self.mode = mode
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = self.visit_expr_post_order(call)
+        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
+            return call
+        a = call.attrs
+        blocks = _layouts_ok(a)
+        weight = call.args[1]
+        if blocks is None or int(a.groups) != 1 or not isinstance(weight, tvm.ir.GenericConst):
+            return call
+        if [int(s) for s in a.strides] != [1, 1] or [int(d) for d in a.dilation] != [1, 1]:
+            return call
+        w = weight.value.numpy()
+        if w.shape[2:4] != (3, 3) or call.ty.shape is None:
+            return call
+        try:
+            out_shape = tuple(int(d) for d in call.ty.shape.values)
+            in_shape = tuple(int(d) for d in call.args[0].ty.shape.values)
+        except TypeError:  # symbolic shapes
+            return call
+        c, k = in_shape[1] * in_shape[4], out_shape[1] * out_shape[4]
+        m = choose(c, k, out_shape[2], out_shape[3], self.mode)
+        if m is None:
+            return call
+        u = wino.transform_weight(_oihw(w, *blocks), m)
+        padding = tuple(int(p) for p in a.padding)
+        v = self.builder_.call_te(wino.input_transform, call.args[0], m, padding,
+                                  primfunc_name_hint=f"winograd{m}_input")
+        mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
+        return self.builder_.call_te(wino.output_transform, mm, m, out_shape,
+                                     primfunc_name_hint=f"winograd{m}_output")
+
+
+@register_pass("winograd", "3x3 stride-1 conv2d -> Winograd F(4x4,3x3)/F(2x2,3x3) per layer (--winograd)")
+def winograd(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
+    mode = getattr(options, "winograd", "auto")
+
+    @tvm.transform.module_pass(opt_level=0, name="Winograd")
+    def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        rewriter = _Rewriter(mod, mode)
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
+        return rewriter.builder_.get()
+
+    return run

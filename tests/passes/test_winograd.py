@@ -1,0 +1,40 @@
+"""winograd: 3x3 stride-1 convs become input transform + batched matmul + output transform, per layer."""
+
+import numpy as np
+import pytest
+from helpers import conv_model, kernels, lower, ort_run, rand
+
+import dlc
+from dlc.passes.winograd import choose
+
+# F(4x4,3x3)'s transforms amplify rounding: relative to the output's magnitude we measured 2-3e-6 on random
+# weights (F(2x2,3x3): ~1.5e-6), against ~1e-6 for the direct conv. The tests allow 2e-5.
+REL_TOL = 2e-5
+
+
+@pytest.mark.parametrize("hw", [16, 14, 13])
+def test_winograd_matches_onnxruntime(hw):
+    model = conv_model(c=32, k=48, hw=hw)
+    x = {"x": rand(1, 32, hw, hw, seed=hw)}
+    compiled = dlc.compile(model, winograd="on")
+    assert any("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels)
+    assert {k["origin"] for k in compiled.kernels if "winograd" in k["name"]} <= {"hand:winograd_input",
+                                                                                  "hand:winograd_output"}
+    y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
+    assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
+
+
+def test_modes():
+    model = conv_model(c=64, k=64, hw=28)
+    assert any("winograd" in k for k in kernels(lower(model, "fuse", winograd="on")))
+    assert not any("winograd" in k for k in kernels(lower(model, "fuse", winograd="off")))
+    # 1x1 and strided convs are never Winograd, whatever the mode
+    assert not any("winograd" in k for k in kernels(lower(conv_model(kernel=1, pad=0), "fuse", winograd="on")))
+    assert not any("winograd" in k for k in kernels(lower(conv_model(stride=2), "fuse", winograd="on")))
+
+
+def test_cost_model_picks_per_layer():
+    assert choose(64, 64, 56, 56, "auto") == 4          # big image: F(4,3) wins
+    assert choose(3, 64, 224, 224, "auto") is None      # 3 input channels: the transforms cost more than they save
+    assert choose(64, 64, 56, 56, "off") is None
+    assert choose(3, 64, 224, 224, "on") in (2, 4)
