@@ -43,7 +43,7 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 # libm's exp/erf/tanh are scalar calls: ~20 ns per element, the bulk of a softmax or GELU.
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
-    layout = [] if is_cuda(target) else [
+    layout = ["winograd"] if is_cuda(target) else [
         "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse"]
     return [*simplify, *layout, "dce"]
 

@@ -3,6 +3,8 @@
     conv2d(x : NCHW{ib}c, W : OIHW{ib}i{ob}o, 3x3, stride 1, dilation 1, groups 1)
         ->  output_transform(matmul(input_transform(x), U))          (see dlc.ops.winograd)
 
+(on cuda, where convs stay NCHW, the same computes run on the image seen as NCHW1c).
+
 ``U``, the transformed weights, is a constant computed here in float64. The bias, residual and activation
 that followed the conv follow the output transform and fuse into its kernel.
 
@@ -30,7 +32,10 @@ COST = {"direct_flops": 80e9, "gemm_flops": 90e9, "bytes": 12e9}
 
 
 def _layouts_ok(attrs) -> tuple[int, int] | None:
+    """(ib, ob) of a blocked conv; (0, 0) for plain NCHW/OIHW (cuda); None otherwise."""
     d, k, o = attrs.data_layout, attrs.kernel_layout, attrs.out_layout or attrs.data_layout
+    if (d, k, o) == ("NCHW", "OIHW", "NCHW"):
+        return 0, 0
     if not (d.startswith("NCHW") and d.endswith("c") and o.startswith("NCHW") and o.endswith("c")):
         return None
     try:
@@ -62,7 +67,9 @@ def choose(c: int, k: int, out_h: int, out_w: int, mode: str) -> int | None:
 
 
 def _oihw(weight: np.ndarray, ib: int, ob: int) -> np.ndarray:
-    """[K/ob, C/ib, 3, 3, ib, ob] -> [K, C, 3, 3]."""
+    """[K/ob, C/ib, 3, 3, ib, ob] -> [K, C, 3, 3] (a plain OIHW weight when ib == ob == 0)."""
+    if ib == 0:
+        return weight
     kc, cc, kh, kw, _, _ = weight.shape
     return weight.transpose(0, 5, 1, 4, 2, 3).reshape(kc * ob, cc * ib, kh, kw)
 
@@ -92,17 +99,20 @@ class _Rewriter(relax.PyExprMutator):
             in_shape = tuple(int(d) for d in call.args[0].ty.shape.values)
         except TypeError:  # symbolic shapes
             return call
+        data = call.args[0]
+        if blocks == (0, 0):  # NCHW (cuda): the same computes, seen as NCHW1c (reshapes are free)
+            data = self.builder_.emit(relax.op.reshape(data, (*in_shape, 1)))
+            in_shape, out_shape = (*in_shape, 1), (*out_shape, 1)
         c, k = in_shape[1] * in_shape[4], out_shape[1] * out_shape[4]
         m = choose(c, k, out_shape[2], out_shape[3], self.mode)
         if m is None:
             return call
         u = wino.transform_weight(_oihw(w, *blocks), m)
         padding = tuple(int(p) for p in a.padding)
-        v = self.builder_.call_te(wino.input_transform, call.args[0], m, padding,
-                                  primfunc_name_hint=f"winograd{m}_input")
+        v = self.builder_.call_te(wino.input_transform, data, m, padding, primfunc_name_hint=f"winograd{m}_input")
         mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        return self.builder_.call_te(wino.output_transform, mm, m, out_shape,
-                                     primfunc_name_hint=f"winograd{m}_output")
+        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, primfunc_name_hint=f"winograd{m}_output")
+        return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 
 @register_pass("winograd", "3x3 stride-1 conv2d -> Winograd F(4x4,3x3)/F(2x2,3x3) per layer (--winograd)")

@@ -38,3 +38,12 @@ def test_cost_model_picks_per_layer():
     assert choose(3, 64, 224, 224, "auto") is None      # 3 input channels: the transforms cost more than they save
     assert choose(64, 64, 56, 56, "off") is None
     assert choose(3, 64, 224, 224, "on") in (2, 4)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_winograd_kernels_compile_for_cuda(arch):
+    compiled = dlc.compile(conv_model(c=64, k=64, hw=28), f"cuda:{arch}", winograd="on")
+    built = {k["name"] for k in compiled.metadata["cuda"]["kernels"]}
+    assert any(name.startswith("winograd4_input") for name in built)
+    assert any(name.startswith("winograd4_output") for name in built)
+    assert all(k["spill_stores"] == 0 for k in compiled.metadata["cuda"]["kernels"])
