@@ -1,5 +1,7 @@
 """The onnx wheel's light zoo (random weights, calibrated BN) against onnxruntime, and compiled for cuda."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -21,10 +23,13 @@ def test_light_model_matches_onnxruntime(name):
     path = model_path(name)
     model = onnx.load(path)
     feeds = random_input(model, seed=7)
-    got = dlc.compile(path, "llvm").run(feeds)
+    compiled = dlc.compile(path, "llvm")
     (want,) = ort_run(model, feeds)
-    (out,) = got.values()
+    (out,) = compiled.run(feeds).values()
     assert np.abs(out - want).max() <= 1e-4, f"{name}: max abs error {np.abs(out - want).max():.2e}"
+    # Every conv, dense and matmul kernel has a real schedule (issue 4: no fallback rows in --explain).
+    heavy = [k for k in compiled.kernels if re.search(r"conv|matmul|dense|winograd", k["blocks"])]
+    assert heavy and not [k["name"] for k in heavy if k["origin"].startswith("fallback")]
 
 
 @pytest.mark.parametrize("name", _marks(LIGHT_MODELS))
