@@ -1,19 +1,22 @@
 """Quiet TVM's C++ logging where it only adds noise.
 
 TVM 0.27 writes ``Warning: Scope Saving:`` / ``Scope Loaded:`` to the process's stderr (C++ ``LOG(WARNING)``)
-for every VM executable it saves or loads. Python's ``sys.stderr`` cannot catch that, so this redirects file
-descriptor 2 for the duration and passes through whatever else was written.
+for every VM executable it saves or loads, and ``BlockBuilder destroyed with remaining blocks!`` whenever an
+error unwinds through a pass (dlc reports the error itself, in one line). Python's ``sys.stderr`` cannot
+catch that, so this redirects file descriptor 2 for the duration and passes through whatever else was
+written. Should the process die meanwhile, Python's fault handler still writes to the real stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 
-_NOISE = ("Warning: Scope Saving:", "Warning: Scope Loaded:")
+_NOISE = ("Warning: Scope Saving:", "Warning: Scope Loaded:", "Warning: BlockBuilder destroyed with remaining blocks")
 
 
 @contextlib.contextmanager
@@ -25,13 +28,19 @@ def quiet_tvm_logs() -> Iterator[None]:
         return
     sys.stderr.flush()
     saved = os.dup(fd)
+    had_faulthandler = faulthandler.is_enabled()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), fd)
+        faulthandler.enable(file=saved)  # a segfault in here must not die silently into the temp file
         try:
             yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, fd)
+            if had_faulthandler:
+                faulthandler.enable(file=sys.stderr)
+            else:
+                faulthandler.disable()
             os.close(saved)
             sink.seek(0)
             for line in sink.read().decode(errors="replace").splitlines(keepends=True):
