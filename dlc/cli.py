@@ -139,7 +139,7 @@ def _parse_inputs(specs: Sequence[str], input_names: list[str]) -> dict[str, np.
             feeds[name] = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise InputError(f"--input {name}: no such file {path!r}") from None
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError) as e:  # EOFError: an empty file
             raise InputError(f"--input {name}: {path!r} is not a .npy array ({e})") from None
         if not isinstance(feeds[name], np.ndarray):
             raise InputError(f"--input {name}: {path!r} holds several arrays (.npz); give one .npy per input")

@@ -4,7 +4,8 @@ What is checked, in order, each failure a one-line ``ModelError`` naming the fil
 
 1. the file exists, is a regular file, is readable, is not empty and is not larger than protobuf allows;
 2. it parses as an ONNX ModelProto with a graph (protobuf accepts many garbage byte strings as an empty
-   message, so "parsed" alone proves nothing);
+   message, so "parsed" alone proves nothing), whose names are valid UTF-8 (protobuf hands out a
+   malformed string field as ``bytes``, which nothing downstream expects);
 3. every external-data reference — in initializers, sparse initializers, Constant-node and other attribute
    tensors, subgraphs and model-local functions — is well-formed (one location, decimal offset and length),
    stays inside the model's folder (no absolute paths, no ``..``, no symlink leading out: CVE-2024-5187 was
@@ -12,7 +13,8 @@ What is checked, in order, each failure a one-line ``ModelError`` naming the fil
    and shape need; and all of it together fits in memory. dlc then reads the bytes itself, from the file
    it checked (the descriptor it opened, not the path again);
 4. the default-domain opset is one this onnx release knows;
-5. ``onnx.checker`` passes.
+5. (``check=True``) no tensor declares a shape larger than memory (a 2^40-element initializer is refused
+   here, not by the checker's complaint that its data is short), and ``onnx.checker`` passes.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def load_model(model: str | os.PathLike | onnx.ModelProto, *, check: bool = True
         raise ModelError(f"expected a path or an onnx.ModelProto, got {type(model).__name__}")
     _check_opset(loaded)
     if check:
+        _check_tensor_sizes(loaded)
         _run_checker(loaded)
     return loaded
 
@@ -98,11 +101,40 @@ def _read_file(path: Path) -> LoadedModel:
                          where=where) from None
     if proto.ir_version <= 0 or not proto.HasField("graph") or not (proto.graph.node or proto.graph.output):
         raise ModelError("not an ONNX model (no ir_version or no graph); truncated or another format?", where=where)
+    if bad := _non_utf8_name(proto):
+        raise ModelError(f"not an ONNX model: {bad} is not valid UTF-8", where=where)
     loaded = LoadedModel(proto, where, path.resolve().parent)
     external = external_tensors(proto)
     if external:
         load_external_data(external, loaded.base_dir, where)
     return loaded
+
+
+def _non_utf8_name(proto: onnx.ModelProto) -> str | None:
+    """What first holds a string that is not UTF-8 (protobuf returns such a string field as bytes)."""
+
+    def graph(g: onnx.GraphProto, where: str) -> str | None:
+        if isinstance(g.name, bytes):
+            return f"the name of {where}"
+        for kind, values in (("input", g.input), ("output", g.output), ("value_info", g.value_info),
+                             ("initializer", g.initializer)):
+            for i, v in enumerate(values):
+                if isinstance(v.name, bytes):
+                    return f"{where} {kind} #{i}'s name"
+        for i, n in enumerate(g.node):
+            texts = [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+            if any(isinstance(t, bytes) for t in texts):
+                return f"a name in node #{i} of {where}"
+            for a in n.attribute:
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    if bad := graph(sub, f"a subgraph of node #{i}"):
+                        return bad
+        return None
+
+    for i, imp in enumerate(proto.opset_import):
+        if isinstance(imp.domain, bytes):
+            return f"opset import #{i}'s domain"
+    return graph(proto.graph, "the graph")
 
 
 # ---- external data ----------------------------------------------------------------------------------------
@@ -250,6 +282,13 @@ def _check_opset(loaded: LoadedModel) -> None:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelError(f"default-domain opset {opset} is not supported (dlc handles {MIN_OPSET}..{MAX_OPSET})",
                          where=loaded.source)
+
+
+def _check_tensor_sizes(loaded: LoadedModel) -> None:
+    for t in all_tensors(loaded.proto):
+        size = tensor_bytes(t.data_type, t.dims)
+        if size is not None and (reason := too_large(size)):
+            raise ModelError(f"tensor {t.name!r} of shape {tuple(t.dims)} {reason}", where=loaded.source)
 
 
 def _run_checker(loaded: LoadedModel) -> None:

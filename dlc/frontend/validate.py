@@ -187,6 +187,7 @@ def _inference_message(e: Exception) -> str:
 def infer_shapes(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> onnx.ModelProto:
     """The light copy with every shape ONNX can infer, or ModelError naming the node that does not type-check."""
     light = _light_copy(loaded.proto, inputs)
+    check_values(light, loaded.source, inputs_only=True)  # a clearer message than inference's type errors
     try:
         return onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:  # InferenceError, ValidationError, and RuntimeError/ValueError on odd protos
@@ -205,9 +206,9 @@ def _static_dims(v: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def check_values(inferred: onnx.ModelProto, where: str) -> None:
-    for g in _graphs(inferred.graph):
-        for v in (*g.input, *g.value_info, *g.output):
+def check_values(model: onnx.ModelProto, where: str, *, inputs_only: bool = False) -> None:
+    for g in _graphs(model.graph):
+        for v in (g.input if inputs_only else (*g.input, *g.value_info, *g.output)):
             if not v.type.HasField("tensor_type"):
                 continue  # sequences, optionals: the importer decides
             elem = v.type.tensor_type.elem_type

@@ -100,12 +100,16 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit {exitcode}"
 
 
-def _last_words(path: Path, lines: int = 14) -> str:
-    """What a dead worker printed last: Python's fault handler stack if there is one, else the tail."""
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(errors="replace").splitlines()
+        return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def _last_words(path: Path, lines: int = 14) -> str:
+    """What a dead worker printed last: Python's fault handler stack if there is one, else the tail."""
+    text = _read(path).splitlines()
     start = next((i for i, ln in enumerate(text) if ln.startswith("Fatal Python error")), None)
     return "\n".join(text[start:start + lines] if start is not None else text[-lines:])
 
@@ -125,12 +129,21 @@ class _Slot:
         self.current: tuple[str, list[str]] | None = None
         self.deadline = 0.0
 
-    def start(self) -> None:
+    def start(self, startup_timeout: float = 600.0) -> None:
+        """Start a worker and wait until it has imported dlc (the command timeout must not include that)."""
         parent, child = self.ctx.Pipe()
         self.proc = self.ctx.Process(target=self.target, args=(child, self.niceness, self.memory_limit), daemon=True)
         self.proc.start()
         child.close()
         self.conn, self.served = parent, 0
+        try:
+            ready = parent.poll(startup_timeout) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise RuntimeError(f"a fuzz worker did not start ({_signal_name(self.proc.exitcode)}); "
+                               "try: python -c 'import dlc.cli'")
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -247,8 +260,7 @@ class FuzzRun:
                 self._finish(slot, todo, tmp)
 
     def _done(self, slot: _Slot, name: str, argv: list[str], code: int, exc_class: str | None, secs: float) -> None:
-        out = (slot.dir / f"{name}.out").read_text(errors="replace")
-        err = (slot.dir / f"{name}.err").read_text(errors="replace")
+        out, err = (_read(slot.dir / f"{name}.{kind}") for kind in ("out", "err"))
         outcome, message, noisy = classify(name, code, exc_class, out, err)
         if noisy:
             message = " | ".join(_stderr_lines(out + err))[:400]

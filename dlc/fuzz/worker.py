@@ -5,8 +5,9 @@ the very function the ``dlc`` executable calls — with file descriptors 1 and 2
 so that what TVM's C++ core prints (warnings, ``ICHECK`` messages, a dying process's last words) is captured
 too. A signal that kills the worker kills only the worker: the parent sees it and counts a crash.
 
-Protocol (over a ``multiprocessing`` pipe): the parent sends ``(argv, stdout_path, stderr_path)``; the worker
-answers ``(exit_code, exception_class, exception_message, seconds)``. ``None`` asks it to exit.
+Protocol (over a ``multiprocessing`` pipe): the worker says ``"ready"`` once dlc is imported; then the
+parent sends ``(argv, stdout_path, stderr_path)`` and the worker answers ``(exit_code, exception_class,
+exception_message, seconds)``, until ``None`` asks it to exit.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def worker_main(conn, niceness: int, memory_limit: int | None) -> None:
         os.nice(niceness)
     if memory_limit:  # a model that slips past dlc's size limits must not take the shared machine down
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash is counted, not dumped (which takes seconds)
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     faulthandler.enable(file=sys.__stderr__, all_threads=False)  # on SIGSEGV/SIGABRT: where, into fd 2
     from dlc import cli
 
     seen: dict = {}
     _wrap_commands(cli, seen)
+    conn.send("ready")
     while True:
         msg = conn.recv()
         if msg is None:

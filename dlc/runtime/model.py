@@ -143,4 +143,6 @@ def load(path: str | os.PathLike, *, num_threads: int | None = None) -> Compiled
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ArtifactError(f"cannot load: {first}", where=str(path)) from e
+    if not module.implements_function("vm_load_executable"):  # dlc's metadata on some other library
+        raise ArtifactError("cannot load: the library holds no TVM executable", where=str(path))
     return CompiledModel(module, meta, num_threads=num_threads)
