@@ -13,7 +13,8 @@ runs cheap checks first, in this order:
    initializers together;
 3. ONNX shape and type inference in strict mode, with data propagation, on a light copy of the model (large
    initializers become typed inputs, so nothing big is copied; declared intermediate and output shapes are
-   dropped, since they are only hints that dlc does not use), with the user's ``--input-shape`` applied;
+   dropped, since they are only hints that dlc does not use), with the user's ``--input-shape`` applied —
+   in a child process bounded in time and memory, since data propagation can be made to explode;
 4. every value whose shape is now known statically — inputs, intermediates, outputs, in every subgraph —
    fits in memory and has an element type dlc compiles.
 """
@@ -28,8 +29,9 @@ from onnx import TensorProto
 
 from ..errors import ModelError
 from ..signature import TensorSpec
-from .limits import num_elements, tensor_bytes, too_large
+from .limits import human_bytes, num_elements, tensor_bytes, too_large
 from .loader import LoadedModel, all_tensors
+from .sandbox import run_bounded
 
 # Element types TVM's importer and code generators handle (the rest have no numpy/TVM type, or no kernels).
 COMPILABLE_TYPES = frozenset({
@@ -178,20 +180,49 @@ def _light_copy(proto: onnx.ModelProto, inputs: Sequence[TensorSpec]) -> onnx.Mo
     return light
 
 
-def _inference_message(e: Exception) -> str:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+def _inference_message(text: str) -> str:
+    first = (text.strip().splitlines() or ["error"])[0]
     first = re.sub(r"\[(ShapeInferenceError|TypeInferenceError|ValidationError)\]\s*", "", first)
     return first.replace("Inference error(s): ", "").strip()
 
 
+INFERENCE_SECONDS = 120  # a light model infers in well under a second; this only bounds a runaway
+INFERENCE_MEMORY = 512 << 20  # above what the inference of a light model needs
+
+
 def infer_shapes(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> onnx.ModelProto:
-    """The light copy with every shape ONNX can infer, or ModelError naming the node that does not type-check."""
+    """The light copy with every shape ONNX can infer, or ModelError naming the node that does not type-check.
+
+    Runs in a bounded child process (``sandbox.py``): first plain inference, whose result is checked here
+    even if the second step fails (so a 2^40-element ``Range`` is named as such), then inference with data
+    propagation, which computes shape tensors' values and so can be made to explode.
+    """
     light = _light_copy(loaded.proto, inputs)
     check_values(light, loaded.source, inputs_only=True)  # a clearer message than inference's type errors
-    try:
-        return onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as e:  # InferenceError, ValidationError, and RuntimeError/ValueError on odd protos
-        raise ModelError(f"shape inference: {_inference_message(e)}", where=loaded.source) from None
+
+    def work(emit) -> None:
+        for data_prop in (False, True):
+            emit(onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True,
+                                                   data_prop=data_prop).SerializeToString())
+
+    results, failure = run_bounded(work, seconds=INFERENCE_SECONDS, extra_memory=INFERENCE_MEMORY)
+    inferred = []
+    for data in results:
+        model = onnx.ModelProto()
+        model.ParseFromString(data)
+        check_values(model, loaded.source)
+        inferred.append(model)
+    if failure is None:
+        return inferred[-1]
+    what = "shape inference" + (" with data propagation" if inferred else "")
+    if failure.kind == "error":
+        raise ModelError(f"shape inference: {_inference_message(failure.detail)}", where=loaded.source)
+    if failure.kind in ("memory", "timeout"):
+        spent = f"more than {human_bytes(INFERENCE_MEMORY)}" if failure.kind == "memory" \
+            else f"more than {INFERENCE_SECONDS}s"
+        raise ModelError(f"{what} took {spent}: a computed shape in this model is absurdly large "
+                         "(a Range, Tile, Expand or ConstantOfShape of a shape tensor?)", where=loaded.source)
+    raise ModelError(f"{what} crashed ({failure.detail}) on this model", where=loaded.source)
 
 
 def _static_dims(v: onnx.ValueInfoProto) -> tuple[int, ...] | None:
@@ -215,6 +246,11 @@ def check_values(model: onnx.ModelProto, where: str, *, inputs_only: bool = Fals
             if elem and elem not in COMPILABLE_TYPES:
                 raise ModelError(f"value {v.name!r} has element type {type_name(elem)}, which dlc cannot compile",
                                  where=where)
+            shape = v.type.tensor_type.shape
+            if v not in g.input and any(d.HasField("dim_value") and d.dim_value < 0 for d in shape.dim):
+                dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim)
+                raise ModelError(f"value {v.name!r} would have shape {dims}: its producer's attributes or inputs "
+                                 "do not fit together", where=where)
             dims = _static_dims(v)
             size = tensor_bytes(elem, dims) if dims is not None and elem else None
             if size is not None and (reason := too_large(size)):

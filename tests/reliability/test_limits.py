@@ -172,3 +172,91 @@ def test_a_valid_mode_still_compiles():
     model = make_model([node], [("x", [1, 4])], [("y", [1, 6])], [("pads", np.array([0, 1, 0, 1], np.int64))])
     x = np.arange(4, dtype=np.float32).reshape(1, 4)
     np.testing.assert_array_equal(dlc.compile(model).run({"x": x})["y"], np.pad(x, ((0, 0), (1, 1)), "reflect"))
+
+
+def _i64(*v):
+    return np.array(v, np.int64)
+
+
+# Small models whose one intermediate is astronomically large: shape inference with data propagation sees it.
+ADVERSARIAL = {
+    "Range": ([helper.make_node("Range", ["s", "l", "d"], ["r"]), helper.make_node("Cast", ["r"], ["big"], to=1)],
+              [], [("s", np.array(0, np.int64)), ("l", np.array(HUGE, np.int64)), ("d", np.array(1, np.int64))]),
+    "Tile": ([helper.make_node("Tile", ["x", "reps"], ["big"])], [("x", [2, 2])], [("reps", _i64(2**20, 2**20))]),
+    "Resize": ([helper.make_node("Resize", ["x", "", "sc"], ["big"], mode="nearest")], [("x", [1, 1, 4, 4])],
+               [("sc", np.array([1, 1, 1e6, 1e6], np.float32))]),
+    "Pad": ([helper.make_node("Pad", ["x", "pads"], ["big"])], [("x", [2, 2])], [("pads", _i64(0, 0, 2**30, 2**30))]),
+    "OneHot": ([helper.make_node("OneHot", ["i", "depth", "vals"], ["big"])], [("i", [4], "int64")],
+               [("depth", np.array(HUGE, np.int64)), ("vals", np.array([0, 1], np.float32))]),
+    "Concat->ConstantOfShape": ([helper.make_node("Concat", ["a", "b"], ["s"], axis=0),
+                                 helper.make_node("ConstantOfShape", ["s"], ["big"])], [],
+                                [("a", _i64(2**20)), ("b", _i64(2**20))]),
+    "MatMul": ([helper.make_node("MatMul", ["x", "w"], ["big"])], [("x", [2**20, 1])],
+               [("w", np.ones((1, 2**20), np.float32))]),
+    "Einsum": ([helper.make_node("Einsum", ["x", "x"], ["big"], equation="i,j->ij")], [("x", [2**20])], []),
+}
+
+
+@pytest.mark.parametrize("op", sorted(ADVERSARIAL))
+def test_huge_intermediates_are_refused_before_tvm(op):
+    nodes, inputs, inits = ADVERSARIAL[op]
+    model = make_model(nodes, inputs, [("big", [f"d{i}" for i in range(4 if op == "Resize" else 1 if op == "Range" else 2)])],
+                       inits, opset=18, check=False)
+    with pytest.raises(ModelError, match=r"value '(big|r)' of shape .* more than this machine can allocate"):
+        _import(model)
+
+
+def test_attributes_that_make_a_negative_shape():
+    node = helper.make_node("Conv", ["x", "w"], ["y"], dilations=[2**20, 2**20])
+    model = make_model([node], [("x", [1, 1, 4, 4])], [("y", ["a", "b", "c", "d"])],
+                       [("w", np.ones((1, 1, 3, 3), np.float32))])
+    with pytest.raises(ModelError, match=r"value 'y' would have shape \(1, 1, -2097148, -2097148\)"):
+        _import(model)
+
+
+# Shape tensors whose *values* explode: onnx's data propagation would compute every one of them, in-process,
+# for hours; dlc runs it in a child bounded to INFERENCE_MEMORY and says what happened.
+EXPLOSIVE = 2**30
+DATA_BOMBS = {
+    "Tile": ([helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Tile", ["s", "reps"], ["t"]),
+              helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)],
+             [("x", [3])], [("reps", _i64(EXPLOSIVE))]),
+    "Range": ([helper.make_node("Range", ["a", "l", "d"], ["t"]), helper.make_node("Add", ["t", "t"], ["s"]),
+               helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT)],
+              [], [("a", np.array(0, np.int64)), ("l", np.array(EXPLOSIVE, np.int64)), ("d", np.array(1, np.int64))]),
+    "ConstantOfShape": ([helper.make_node("ConstantOfShape", ["shp"], ["t"], value=helper.make_tensor("v", 7, [1], [1])),
+                         helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)], [], [("shp", _i64(EXPLOSIVE))]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(DATA_BOMBS))
+def test_exploding_shape_computations_are_stopped(op):
+    nodes, inputs, inits = DATA_BOMBS[op]
+    model = make_model(nodes, inputs, [("y", ["n"])], inits, opset=18, check=False)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError, match=r"shape inference with data propagation took more than 512.0 MB: a "
+                                         r"computed shape in this model is absurdly large"):
+        _import(model)
+    assert time.perf_counter() - t0 < 60
+
+
+def test_sandbox_reports_how_the_child_ended():
+    import os
+    import signal
+
+    from dlc.frontend.sandbox import run_bounded
+
+    def steps(emit):
+        emit(b"first")
+        emit(b"second")
+
+    assert run_bounded(steps, seconds=10, extra_memory=1 << 28) == ([b"first", b"second"], None)
+    results, failure = run_bounded(lambda emit: (emit(b"a"), 1 / 0), seconds=10, extra_memory=1 << 28)
+    assert results == [b"a"] and failure.kind == "error" and "division by zero" in failure.detail
+    _, failure = run_bounded(lambda emit: bytearray(1 << 30), seconds=10, extra_memory=1 << 28)
+    assert failure.kind == "memory"
+    _, failure = run_bounded(lambda emit: os.kill(os.getpid(), signal.SIGSEGV), seconds=10, extra_memory=1 << 28)
+    assert failure.kind == "crash" and failure.detail == "SIGSEGV"
+    t0 = time.perf_counter()
+    _, failure = run_bounded(lambda emit: time.sleep(60), seconds=1, extra_memory=1 << 28)
+    assert failure.kind == "timeout" and time.perf_counter() - t0 < 10
