@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-limit-mb", type=int, default=4096, help="address-space limit per worker (0: none)")
     p.add_argument("--out", type=Path, help="write the JSON report here")
     p.add_argument("--keep", type=Path, metavar="DIR", help="copy failing cases here, with how to reproduce them")
+    p.add_argument("--run", action="store_true",
+                   help="also `dlc run` every artifact on random inputs (beyond compile/inspect fuzzing)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line per case")
     args = p.parse_args(argv)
 
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(r: CaseResult) -> None:
         done[0] += 1
         if args.quiet and r.outcome not in FAILURES:
+            if done[0] % 100 == 0:
+                console.print(f"[dim]{done[0]:5}/{len(indices)} cases, {time.time() - t0:.0f}s[/]")
             return
         last = r.commands[-1] if r.commands else None
         what = f"{last.name}: {last.outcome}" + (f" ({last.error_class})" if last and last.error_class else "")
@@ -51,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     run = FuzzRun(args.seed, indices, workers=args.workers, timeout=args.timeout,
-                  memory_limit_mb=args.memory_limit_mb or None, keep_dir=args.keep, progress=progress)
+                  memory_limit_mb=args.memory_limit_mb or None, keep_dir=args.keep, progress=progress,
+                  run_artifacts=args.run)
     results = run.run()
     summary = summarize(results)
     summary["seconds"] = round(time.time() - t0, 1)

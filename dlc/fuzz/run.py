@@ -1,7 +1,8 @@
 """Run fuzz cases through a pool of worker processes and classify how each command ended.
 
 Per case: ``dlc inspect MODEL`` (sometimes ``--json``), then ``dlc compile MODEL -o OUT.so -q [flags]``,
-then, if that wrote an artifact, ``dlc inspect OUT.so``. Each command ends as one of
+then, if that wrote an artifact, ``dlc inspect OUT.so`` (and with ``run_artifacts``, ``dlc run OUT.so`` on
+random inputs). Each command ends as one of
 
 * ``ok``         exit 0 (or ``inspect``'s exit 1 listing unsupported ops, which is a report, not an error);
 * ``error``      a ``DlcError``: exit 1-3, exactly one ``dlc: error: ...`` line on stderr, nothing else;
@@ -38,7 +39,7 @@ EXIT_INTERNAL = 70
 
 @dataclass
 class CommandResult:
-    name: str  # inspect, compile, inspect-artifact
+    name: str  # inspect, compile, inspect-artifact, run
     argv: list[str]
     outcome: str
     exit_code: int | None = None
@@ -175,6 +176,7 @@ class FuzzRun:
     progress: Callable[[CaseResult], None] | None = None
     make_case: Callable[[int, int], Case] = make_case  # (seed, index) -> Case; tests substitute their own
     worker: Callable = worker_main  # the child's main function (importable: workers are spawned)
+    run_artifacts: bool = False  # also `dlc run` each artifact on random inputs (not part of the compile fuzzing)
     results: list[CaseResult] = field(default_factory=list)
 
     def run(self) -> list[CaseResult]:
@@ -268,6 +270,9 @@ class FuzzRun:
         artifact = slot.dir / "out.so"
         if name == "compile" and code == 0 and artifact.exists():
             slot.pending.append(("inspect-artifact", ["inspect", str(artifact)]))
+            if self.run_artifacts:
+                slot.pending.append(("run", ["run", str(artifact), "--threads", "1",
+                                             *_random_inputs(artifact, slot.dir, self.seed, slot.result.case.index)]))
 
     def _finish(self, slot: _Slot, todo: collections.deque, tmp: Path) -> None:
         result = slot.result
@@ -289,6 +294,32 @@ class FuzzRun:
             f"mutations: {result.case.mutations}\n{bad.message}\n\nreproduce:\n"
             f"  python -m dlc.fuzz --seed {self.seed} --only {result.case.index}\n"
             f"  dlc {' '.join(bad.argv)}\n")
+
+
+def _random_inputs(artifact: Path, folder: Path, seed: int, index: int) -> list[str]:
+    """``-i NAME=FILE.npy`` for every input of the artifact: random values of its dtype, symbolic dims 2.
+
+    Integers are drawn from [-3, 8), so index inputs are sometimes out of range: that is on purpose.
+    """
+    import numpy as np
+
+    from ..runtime.artifact import read_metadata  # imports TVM: only here, only with --run
+
+    rng = np.random.default_rng([seed, index, 1])
+    args = []
+    for k, spec in enumerate(read_metadata(artifact)["signature"]["inputs"]):
+        shape = tuple(d if isinstance(d, int) else 2 for d in spec["shape"])
+        dtype = np.dtype(spec["dtype"])
+        if dtype.kind == "f":
+            value = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b":
+            value = rng.integers(0, 2, shape).astype(bool)
+        else:
+            value = rng.integers(-3 if dtype.kind == "i" else 0, 8, shape).astype(dtype)
+        path = folder / f"input{k}.npy"
+        np.save(path, value)
+        args += ["-i", f"{spec['name']}={path}"]
+    return args
 
 
 # ---- summaries --------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class CompiledModel:
             if not ok:
                 raise InputError(f"input {spec.name!r}: shape {tuple(a.shape)}, expected {spec.shape_str()}"
                                  + (f" with {', '.join(f'{k}={v}' for k, v in sym.items())}" if sym else ""))
-            arrays.append(np.ascontiguousarray(a))
+            arrays.append(a if a.flags.c_contiguous else a.copy(order="C"))  # not ascontiguousarray: 0-d -> 1-d
         return arrays
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -189,3 +189,10 @@ def test_the_real_process_exits_2_with_one_line(artifact, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dlc", "run", str(cut)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("dlc: error: ") and "not a dlc artifact" in proc.stderr
+
+
+def test_scalar_inputs_stay_scalars():
+    """Found by `python -m dlc.fuzz --run`: np.ascontiguousarray made a 0-d feed 1-d, which the VM refused."""
+    model = make_model([helper.make_node("Mul", ["x", "k"], ["y"])], [("x", [2]), ("k", [])], [("y", [2])])
+    out = dlc.compile(model).run({"x": np.array([1, 2], np.float32), "k": np.array(3, np.float32)})
+    np.testing.assert_array_equal(out["y"], [3, 6])
