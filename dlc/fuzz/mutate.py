@@ -3,8 +3,9 @@
 Random bytes mostly die in the protobuf parser; the interesting failures are models that parse, pass some
 checks and then mislead a later stage. So most edits are structural — a dim, an attribute, an input wire, a
 dtype, an op type, the opset, an initializer's values or its external-data reference — and only a few flip
-raw bytes of the serialized file. ``make_case(seed, index)`` is a pure function of its arguments: case 137 of
-seed 1 is the same model on every machine, so a failure is reproduced with ``--only 137``.
+raw bytes of the serialized file. ``make_case(seed, index)`` is a pure function of its arguments (and of this
+file and ``seeds.py``): case 137 of seed 1 is the same model on every machine, so a failure is reproduced
+with ``--only 137``.
 
 Every mutator takes a ``_Mutation`` context (the model, the rng, the case folder's extra files, extra CLI
 flags) and returns a short description of what it did, or None when it does not apply to this model.

@@ -204,11 +204,47 @@ def half_precision() -> onnx.ModelProto:
     return _model(nodes, [_vi("x", [4, 4])], [_vi("y", [4, 4])], [("k", np.full((4,), 0.5, np.float16))])
 
 
+def conv1d_pool() -> onnx.ModelProto:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3], dilations=[2], pads=[2, 2]),
+             helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3], strides=[2], ceil_mode=1)]
+    return _model(nodes, [_vi("x", [1, 2, 9])], [_vi("y", [1, 3, 4])], [("w", _w(3, 2, 3))])
+
+
+def gather_scatter_nd() -> onnx.ModelProto:
+    nodes = [helper.make_node("GatherND", ["x", "gi"], ["g"]),
+             helper.make_node("ScatterND", ["x", "si", "g"], ["y"])]
+    inits = [("gi", np.array([[0, 1], [2, 0]], np.int64)), ("si", np.array([[1, 2], [0, 0]], np.int64))]
+    return _model(nodes, [_vi("x", [3, 4])], [_vi("y", [3, 4])], inits)
+
+
+def einsum_reduce() -> onnx.ModelProto:
+    nodes = [helper.make_node("Einsum", ["x", "w"], ["e"], equation="bij,jk->bik"),
+             helper.make_node("ReduceL2", ["e", "axis"], ["y"], keepdims=0)]
+    return _model(nodes, [_vi("x", [2, 3, 4])], [_vi("y", [2, 5])], [("axis", _i64(1)), ("w", _w(4, 5))], opset=18)
+
+
+def instance_norm_softmax() -> onnx.ModelProto:
+    nodes = [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["n"], epsilon=1e-5),
+             helper.make_node("Softmax", ["n"], ["y"], axis=1)]
+    return _model(nodes, [_vi("x", [2, 3, 5])], [_vi("y", [2, 3, 5])],
+                  [("s", np.ones(3, np.float32)), ("b", _w(3))])
+
+
+def squeeze_where_broadcast() -> onnx.ModelProto:
+    nodes = [helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
+             helper.make_node("Less", ["u", "t"], ["m"]),
+             helper.make_node("Where", ["m", "u", "t"], ["w"]),
+             helper.make_node("Squeeze", ["w", "ax"], ["y"])]
+    return _model(nodes, [_vi("x", [3, 4])], [_vi("y", [3, 4])],
+                  [("ax", _i64(1)), ("t", np.array([[[0.0, 0.1, 0.2, 0.3]]], np.float32))])
+
+
 SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
     f.__name__: f for f in (
         conv_relu, conv_bn_pool, depthwise_avgpool, conv_transpose, gemm_sigmoid, matmul_softmax,
         reshape_transpose, split_concat, reduce_ops, gather_indices, slice_pad, cast_where, layer_norm,
         unsqueeze_expand, constant_node, constant_of_shape, shape_arith, if_branch, int_arith, resize_nearest,
-        elementwise_chain, tile_reduce_max, half_precision,
+        elementwise_chain, tile_reduce_max, half_precision, conv1d_pool, gather_scatter_nd, einsum_reduce,
+        instance_norm_softmax, squeeze_where_broadcast,
     )
 }

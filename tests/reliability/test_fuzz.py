@@ -71,3 +71,17 @@ def test_runner_counts_crashes_and_hangs_and_goes_on():
     assert crash.message.startswith("SIGSEGV") and crash.name == "inspect"
     assert next(c for c in results[4].commands if c.outcome == "crash").message.startswith("SIGABRT")
     assert summarize(results)["failures"] == 3
+
+
+def test_command_line_writes_a_report(tmp_path):
+    import json
+
+    from dlc.fuzz.__main__ import main
+
+    out = tmp_path / "report.json"
+    assert main(["--seed", "1", "--only", "4", "--only", "6", "--workers", "1", "--out", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["seed"] == 1 and report["command"].startswith("python -m dlc.fuzz --seed 1")
+    assert [c["index"] for c in report["cases"]] == [4, 6]
+    assert report["summary"]["cases"] == 2 and report["summary"]["failures"] == 0
+    assert all(c["commands"] and c["mutations"] for c in report["cases"])
