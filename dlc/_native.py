@@ -21,13 +21,14 @@ _NOISE = ("Warning: Scope Saving:", "Warning: Scope Loaded:", "Warning: BlockBui
 
 @contextlib.contextmanager
 def quiet_tvm_logs() -> Iterator[None]:
+    fd = 2  # where TVM's C++ writes, whatever Python's sys.stderr has been replaced with (pytest, Jupyter)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a descriptor
+        saved = os.dup(fd)
+    except OSError:  # no descriptor 2 at all (a daemon): nothing to quiet
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     had_faulthandler = faulthandler.is_enabled()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), fd)
@@ -35,10 +36,11 @@ def quiet_tvm_logs() -> Iterator[None]:
         try:
             yield
         finally:
-            sys.stderr.flush()
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
             os.dup2(saved, fd)
             if had_faulthandler:
-                faulthandler.enable(file=sys.stderr)
+                faulthandler.enable(file=fd)
             else:
                 faulthandler.disable()
             os.close(saved)
