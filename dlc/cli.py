@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
+from ._native import show_tvm_warnings
 from .errors import DlcError, InputError
 from .options import CompileOptions
 from .version import __version__
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_tvm_warnings(args.verbose)
     try:
         return args.func(args)
     except DlcError as e:

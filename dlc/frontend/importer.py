@@ -19,6 +19,7 @@ import tvm
 from tvm import relax
 from tvm.relax.frontend.onnx.onnx_frontend import ONNXGraphImporter
 
+from .._native import quiet_tvm_logs
 from ..errors import DlcError, InputError, ModelError, UnsupportedOpError
 from ..signature import Dim, Signature, TensorSpec
 from .converters import convert_map, is_supported
@@ -178,7 +179,7 @@ def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] |
         dtype_dict={t.name: t.dtype for t in inputs},
     )
     # TVM's importer prints to stdout and warns about renamed inputs; dlc reports errors itself.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_tvm_logs():
         warnings.simplefilter("ignore")
         try:
             mod = importer.from_onnx(proto.graph, loaded.opset)

@@ -29,16 +29,20 @@ from onnx import TensorProto
 
 from ..errors import ModelError
 from ..signature import TensorSpec
-from .limits import human_bytes, num_elements, tensor_bytes, too_large
+from .limits import element_bits, human_bytes, num_elements, tensor_bytes, too_large
 from .loader import LoadedModel, all_tensors
 from .sandbox import run_bounded
 
-# Element types TVM's importer and code generators handle (the rest have no numpy/TVM type, or no kernels).
-COMPILABLE_TYPES = frozenset({
-    TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16,
-    TensorProto.INT8, TensorProto.INT16, TensorProto.INT32, TensorProto.INT64,
-    TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64, TensorProto.BOOL,
-})
+# Element types with no TVM counterpart at all: strings, complex numbers, and codes this onnx does not know.
+# (float8, int4 and friends do have one; whether an operator supports them is for TVM's importer to say.)
+UNCOMPILABLE_TYPES = frozenset({TensorProto.UNDEFINED, TensorProto.STRING, TensorProto.COMPLEX64,
+                                TensorProto.COMPLEX128})
+
+
+def compilable(data_type: int) -> bool:
+    return data_type not in UNCOMPILABLE_TYPES and element_bits(data_type) is not None
+
+
 _LIGHT_ELEMENTS = 4096  # initializers larger than this cannot be shape tensors; inference sees only their type
 
 # Where a TensorProto keeps its values when not in raw_data, and how many entries one element takes.
@@ -84,11 +88,13 @@ def type_name(data_type: int) -> str:
 
 
 def _stored_values(t: TensorProto) -> tuple[int, int]:
-    """(values present, values the shape needs) in the unit the tensor stores them in (for a compilable type)."""
+    """(values present, values the shape needs) in the unit the tensor stores them in."""
     n = num_elements(t.dims)
     if t.HasField("raw_data"):
         need = tensor_bytes(t.data_type, t.dims)
         return len(t.raw_data), (need if need is not None else -1)
+    if (element_bits(t.data_type) or 8) < 8:  # 4- and 2-bit types pack several values per entry: the
+        return 0, 0  # checker already compares what is stored with the shape
     field, per = _TYPED_FIELD.get(t.data_type, ("int32_data", 1))  # int32_data: the narrow integer/float types
     return len(getattr(t, field)), n * per
 
@@ -120,7 +126,7 @@ def check_tensors(loaded: LoadedModel) -> None:
         size = tensor_bytes(t.data_type, dims)
         if size is not None and (reason := too_large(size)):
             raise ModelError(f"tensor {name} of shape {dims} {reason}", where=where)
-        if t.data_type not in COMPILABLE_TYPES:
+        if not compilable(t.data_type):
             raise ModelError(f"tensor {name} has element type {type_name(t.data_type)}, which dlc cannot compile",
                              where=where)
         have, need = _stored_values(t)
@@ -180,6 +186,15 @@ def _light_copy(proto: onnx.ModelProto, inputs: Sequence[TensorSpec]) -> onnx.Mo
     return light
 
 
+def _fatal(message: str) -> bool:
+    """Whether a strict-inference error condemns the model. Errors of a node of the main graph do (the node's
+    inputs do not fit its type constraints, shapes do not broadcast, ...); errors found inside a subgraph or
+    a function body, and declared-type disagreements about sequences and optionals, do not: there onnx's
+    Python-side inference is stricter than onnxruntime (it refuses several of onnx's own conformance models:
+    test_mvn, test_if_seq, test_split_to_sequence_*), so dlc leaves those to TVM's importer."""
+    return message.count("(op_type:") <= 1 and "type case mismatch" not in message
+
+
 def _inference_message(text: str) -> str:
     first = (text.strip().splitlines() or ["error"])[0]
     first = re.sub(r"\[(ShapeInferenceError|TypeInferenceError|ValidationError)\]\s*", "", first)
@@ -202,8 +217,14 @@ def infer_shapes(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> onnx.Mode
 
     def work(emit) -> None:
         for data_prop in (False, True):
-            emit(onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True,
-                                                   data_prop=data_prop).SerializeToString())
+            try:
+                inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True,
+                                                             data_prop=data_prop)
+            except onnx.shape_inference.InferenceError as e:
+                if _fatal(str(e)):
+                    raise
+                inferred = onnx.shape_inference.infer_shapes(light, data_prop=data_prop)  # what can be inferred
+            emit(inferred.SerializeToString())
 
     results, failure = run_bounded(work, seconds=INFERENCE_SECONDS, extra_memory=INFERENCE_MEMORY)
     inferred = []
@@ -243,11 +264,13 @@ def check_values(model: onnx.ModelProto, where: str, *, inputs_only: bool = Fals
             if not v.type.HasField("tensor_type"):
                 continue  # sequences, optionals: the importer decides
             elem = v.type.tensor_type.elem_type
-            if elem and elem not in COMPILABLE_TYPES:
+            if elem and not compilable(elem):
                 raise ModelError(f"value {v.name!r} has element type {type_name(elem)}, which dlc cannot compile",
                                  where=where)
             shape = v.type.tensor_type.shape
-            if v not in g.input and any(d.HasField("dim_value") and d.dim_value < 0 for d in shape.dim):
+            # Only in the main graph: in a subgraph onnx's inference may write -1 for "unknown".
+            if g is model.graph and v not in g.input and any(d.HasField("dim_value") and d.dim_value < 0
+                                                             for d in shape.dim):
                 dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim)
                 raise ModelError(f"value {v.name!r} would have shape {dims}: its producer's attributes or inputs "
                                  "do not fit together", where=where)
