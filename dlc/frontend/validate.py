@@ -14,7 +14,9 @@ runs cheap checks first, in this order:
 3. ONNX shape and type inference in strict mode, with data propagation, on a light copy of the model (large
    initializers become typed inputs, so nothing big is copied; declared intermediate and output shapes are
    dropped, since they are only hints that dlc does not use), with the user's ``--input-shape`` applied —
-   in a child process bounded in time and memory, since data propagation can be made to explode;
+   in a child process bounded in time and memory, since data propagation can be made to explode. An
+   inference error of a main-graph node refuses the model; one inside a subgraph or function body does not
+   (see ``_fatal``);
 4. every value whose shape is now known statically — inputs, intermediates, outputs, in every subgraph —
    fits in memory and has an element type dlc compiles.
 """
@@ -49,8 +51,7 @@ _LIGHT_ELEMENTS = 4096  # initializers larger than this cannot be shape tensors;
 _TYPED_FIELD = {
     TensorProto.FLOAT: ("float_data", 1), TensorProto.DOUBLE: ("double_data", 1),
     TensorProto.INT64: ("int64_data", 1), TensorProto.UINT32: ("uint64_data", 1),
-    TensorProto.UINT64: ("uint64_data", 1), TensorProto.COMPLEX64: ("float_data", 2),
-    TensorProto.COMPLEX128: ("double_data", 2), TensorProto.STRING: ("string_data", 1),
+    TensorProto.UINT64: ("uint64_data", 1),
 }
 
 

@@ -56,6 +56,14 @@ def test_fixed_seed_smoke_run_has_no_failures(tmp_path):
     assert "ONNX checker" in errors and "not an ONNX model" in errors
 
 
+@pytest.mark.slow
+def test_long_fuzz_run_has_no_failures(tmp_path):
+    """The acceptance run, 2000 cases (about 15 minutes on two cores): `python -m dlc.fuzz --cases 2000 --seed 1`."""
+    results = FuzzRun(1, list(range(2000)), workers=2, timeout=120, keep_dir=tmp_path).run()
+    failed = [r.to_json() for r in results if r.outcome in FAILURES]
+    assert not failed, failed[:5]
+
+
 # ---- the runner survives what it is there to find ----------------------------------------------------------
 def fake_case(seed, index):
     action = [b"ok", b"segv", b"error", b"hang", b"abort", b"ok"][index]
