@@ -61,8 +61,7 @@ def compile(  # noqa: A001  (the API's verb; shadows the builtin only inside dlc
     loaded = load_model(model)
     say("importing ONNX into Relax")
     imported = import_onnx(loaded, options.input_shapes)
-    pipeline = Pipeline(tgt, tuple(options.disable_passes), tuned=None,
-                        dump_dir=Path(options.dump_ir) if options.dump_ir else None, log=say)
+    pipeline = Pipeline(tgt, options, tuned=None, log=say)
     mod = pipeline.run(imported.mod)
     say(f"generating code for {tgt.kind.name}" + (" (nvcc)" if tgt.kind.name == "cuda" else ""))
     t_build = time.perf_counter()

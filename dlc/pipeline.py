@@ -26,6 +26,7 @@ from tvm.relax.backend.cuda import pipeline as cuda_backend
 
 from ._native import quiet_tvm_logs
 from .errors import CompileError, DlcError
+from .options import CompileOptions
 from .passes import PASSES
 from .schedule import KernelReport, TunedLookup, schedule_module
 from .target import is_cuda
@@ -43,7 +44,8 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 # libm's exp/erf/tanh are scalar calls: ~20 ns per element, the bulk of a softmax or GELU.
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
-    layout = [] if is_cuda(target) else ["layout-nchwc", "fold-constant", "cse"]
+    layout = [] if is_cuda(target) else [
+        "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "cse"]
     return [*simplify, *layout, "dce"]
 
 
@@ -51,7 +53,7 @@ def phases(target: tvm.target.Target) -> list[Phase]:
     """The phases for a target, before options (disabled passes) are applied."""
     return [
         Phase("graph", graph_passes(target)),
-        Phase("legalize", ["legalize", "annotate-op-pattern", "fold-constant"]),
+        Phase("legalize", ["legalize", "annotate-op-pattern", "fusable-layout-transforms", "fold-constant"]),
         Phase("fuse", ["fuse-ops", "fuse-tir", "dce"]),
         Phase("schedule", []),
         Phase("lower", []),
@@ -61,12 +63,19 @@ def phases(target: tvm.target.Target) -> list[Phase]:
 @dataclass
 class Pipeline:
     target: tvm.target.Target
-    disabled: tuple[str, ...] = ()
+    options: CompileOptions = field(default_factory=CompileOptions)
     tuned: TunedLookup | None = None
-    dump_dir: Path | None = None
     log: Callable[[str], None] = lambda msg: None
     kernels: list[KernelReport] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def disabled(self) -> tuple[str, ...]:
+        return tuple(self.options.disable_passes)
+
+    @property
+    def dump_dir(self) -> Path | None:
+        return Path(self.options.dump_ir) if self.options.dump_ir else None
 
     def __post_init__(self) -> None:
         for name in self.disabled:
@@ -86,7 +95,7 @@ class Pipeline:
         return out
 
     def _pass_list(self, names: list[str]) -> Callable[[tvm.IRModule], tvm.IRModule]:
-        seq = tvm.transform.Sequential([PASSES[n].make(self.target) for n in names])
+        seq = tvm.transform.Sequential([PASSES[n].make(self.target, self.options) for n in names])
         return seq
 
     def _schedule(self, mod: tvm.IRModule) -> tvm.IRModule:

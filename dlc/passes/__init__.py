@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import relax
-from tvm.target import Target
 
 
 @dataclass(frozen=True)
 class PassSpec:
     name: str
     doc: str  # one line: what it rewrites into what
-    make: Callable[[Target], tvm.transform.Pass]
+    make: Callable[..., tvm.transform.Pass]  # (target, options: CompileOptions | None) -> Pass
     required: bool = False  # the build cannot work without it: refuse --disable-pass
 
 
@@ -26,9 +25,9 @@ PASSES: dict[str, PassSpec] = {}
 
 
 def register_pass(name: str, doc: str, *, required: bool = False):
-    """Decorator for ``make(target) -> Pass`` factories."""
+    """Decorator for ``make(target, options) -> Pass`` factories (options: the CompileOptions, or None)."""
 
-    def wrap(make: Callable[[Target], tvm.transform.Pass]):
+    def wrap(make: Callable[..., tvm.transform.Pass]):
         PASSES[name] = PassSpec(name, doc, make, required)
         return make
 
@@ -36,7 +35,7 @@ def register_pass(name: str, doc: str, *, required: bool = False):
 
 
 def _tvm(name: str, doc: str, make: Callable[[], tvm.transform.Pass], required: bool = False) -> None:
-    PASSES[name] = PassSpec(name, doc, lambda _target: make(), required)
+    PASSES[name] = PassSpec(name, doc, lambda _target, _options=None: make(), required)
 
 
 _tvm("decompose-inference", "batch_norm/layer_norm/... -> elementwise arithmetic with inference statistics (TVM)",
@@ -58,4 +57,12 @@ _tvm("fast-math", "exp/erf/tanh/softmax -> vectorizable polynomial versions (TVM
      relax.transform.FastMathTransform)
 
 # dlc's own passes register themselves on import.
-from . import fold_affine, layout_nchwc, legalize, remove_dropout, sum_to_add  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    fold_affine,
+    fold_layout_transforms,
+    layout_grouped,
+    layout_nchwc,
+    legalize,
+    remove_dropout,
+    sum_to_add,
+)

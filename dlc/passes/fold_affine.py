@@ -127,7 +127,7 @@ def _use_counts(func: relax.Function) -> dict:
 
 
 @register_pass("fold-affine", "per-channel add/sub/mul/div by constants after conv2d/matmul -> folded weights + bias")
-def fold_affine(target: tvm.target.Target) -> tvm.transform.Pass:
+def fold_affine(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="FoldAffine")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         for gv, func in list(mod.functions_items()):

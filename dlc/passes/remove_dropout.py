@@ -15,7 +15,7 @@ from . import register_pass
 
 
 @register_pass("remove-dropout", "dropout(x)[0] -> x (inference)")
-def remove_dropout(target: tvm.target.Target) -> tvm.transform.Pass:
+def remove_dropout(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     x = wildcard()
     pattern = is_tuple_get_item(is_op("relax.nn.dropout")(x), 0)
 

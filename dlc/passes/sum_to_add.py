@@ -30,7 +30,7 @@ def _unbroadcast(expr: relax.Expr) -> relax.Expr:
 
 
 @register_pass("sum-to-add", "sum(stack([a, b, ...]), axis=0) (ONNX Sum) -> a + b + ...")
-def sum_to_add(target: tvm.target.Target) -> tvm.transform.Pass:
+def sum_to_add(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     @relax.transform.function_pass(opt_level=0, name="SumToAdd")
     class SumToAdd:
         def transform_function(self, func, mod, ctx):
