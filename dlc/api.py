@@ -18,6 +18,7 @@ from pathlib import Path
 
 import onnx
 
+from ._native import quiet_tvm_logs
 from .build import build
 from .frontend import import_onnx, load_model
 from .options import CompileOptions
@@ -64,7 +65,8 @@ def compile(  # noqa: A001  (the API's verb; shadows the builtin only inside dlc
     mod = pipeline.run(imported.mod)
     say(f"generating code for {tgt.kind.name}" + (" (nvcc)" if tgt.kind.name == "cuda" else ""))
     t_build = time.perf_counter()
-    result = build(mod, tgt)
+    with quiet_tvm_logs():  # TVM's codegen warnings (unknown pragmas, pow) are for --verbose
+        result = build(mod, tgt)
     timings = {**pipeline.timings, "build": time.perf_counter() - t_build, "total": time.perf_counter() - t_start}
 
     metadata = {

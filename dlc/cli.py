@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
+from ._native import show_tvm_warnings
 from .errors import DlcError, InputError
 from .options import CompileOptions
 from .version import __version__
@@ -139,7 +140,7 @@ def _parse_inputs(specs: Sequence[str], input_names: list[str]) -> dict[str, np.
             feeds[name] = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise InputError(f"--input {name}: no such file {path!r}") from None
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError) as e:  # EOFError: an empty file
             raise InputError(f"--input {name}: {path!r} is not a .npy array ({e})") from None
         if not isinstance(feeds[name], np.ndarray):
             raise InputError(f"--input {name}: {path!r} holds several arrays (.npz); give one .npy per input")
@@ -419,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_tvm_warnings(args.verbose)
     try:
         return args.func(args)
     except DlcError as e:

@@ -24,6 +24,7 @@ from tvm import tirx
 from tvm.relax.backend.cpu_generic import pipeline as cpu_backend
 from tvm.relax.backend.cuda import pipeline as cuda_backend
 
+from ._native import quiet_tvm_logs
 from .errors import CompileError, DlcError
 from .options import CompileOptions
 from .passes import PASSES
@@ -120,7 +121,7 @@ class Pipeline:
             self.log(f"{phase.name}: {', '.join(phase.passes) or phase.name}")
             t0 = time.perf_counter()
             try:
-                with self.target:
+                with self.target, quiet_tvm_logs():
                     mod = phase.run(mod)
             except DlcError:
                 raise

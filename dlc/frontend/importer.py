@@ -19,10 +19,12 @@ import tvm
 from tvm import relax
 from tvm.relax.frontend.onnx.onnx_frontend import ONNXGraphImporter
 
+from .._native import quiet_tvm_logs
 from ..errors import DlcError, InputError, ModelError, UnsupportedOpError
 from ..signature import Dim, Signature, TensorSpec
 from .converters import convert_map, is_supported
 from .loader import LoadedModel
+from .validate import validate_for_import
 
 
 @dataclass
@@ -152,6 +154,17 @@ class _Importer(ONNXGraphImporter):
             raise ModelError(f"cannot import node {node!r} ({op_name}, opset {opset}): {first}") from e
 
 
+def _close_builder(bb: relax.BlockBuilder) -> None:
+    """End the blocks a failed import left open: else TVM prints "BlockBuilder destroyed with remaining
+    blocks!" when the builder is garbage-collected, after dlc's one-line error. (Only blocks: ending a
+    scope that is not open segfaults, where ending a block that is not open raises.)"""
+    for _ in range(64):
+        try:
+            bb._end_block()
+        except Exception:
+            break
+
+
 def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] | None = None) -> ImportedModel:
     """Convert a validated model to a Relax module whose ``main`` takes the graph inputs in order."""
     proto = loaded.proto
@@ -159,19 +172,22 @@ def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] |
     if missing:
         raise UnsupportedOpError(missing, where=loaded.source)
     inputs = resolve_input_specs(loaded, input_shapes)
+    validate_for_import(loaded, inputs)  # dlc/frontend/validate.py: refuse what TVM would choke on, up front
     sym: dict[str, tvm.tirx.Var] = {}
     importer = _Importer(
         shape_dict={t.name: _relax_shape(t.shape, sym) for t in inputs},
         dtype_dict={t.name: t.dtype for t in inputs},
     )
     # TVM's importer prints to stdout and warns about renamed inputs; dlc reports errors itself.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_tvm_logs():
         warnings.simplefilter("ignore")
         try:
             mod = importer.from_onnx(proto.graph, loaded.opset)
         except ModelError as e:
+            _close_builder(importer.bb)
             raise ModelError(e.message, where=loaded.source) from e.__cause__
         except Exception as e:
+            _close_builder(importer.bb)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ModelError(f"cannot import graph: {first}", where=loaded.source) from e
     main = mod["main"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 import onnx
 
 from ..signature import TensorSpec
 from .importer import _declared_shape, _elem_dtype, graph_inputs, iter_nodes, unsupported_ops
+from .limits import num_elements, tensor_bytes
 from .loader import LoadedModel
 
 
@@ -42,7 +42,8 @@ def _spec(v: onnx.ValueInfoProto, where: str) -> TensorSpec:
 def summarize(loaded: LoadedModel) -> ModelSummary:
     proto = loaded.proto
     nodes = list(iter_nodes(proto.graph))
-    params = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer]
+    # Counted from the declared dims, not by decoding the data: inspect describes broken models too.
+    params = list(proto.graph.initializer)
     return ModelSummary(
         source=loaded.source,
         ir_version=proto.ir_version,
@@ -52,7 +53,7 @@ def summarize(loaded: LoadedModel) -> ModelSummary:
         outputs=[_spec(v, loaded.source) for v in proto.graph.output],
         op_counts=dict(Counter(n.op_type for n in nodes).most_common()),
         num_nodes=len(nodes),
-        num_params=int(sum(np.prod(p.shape, dtype=np.int64) for p in params)),
-        param_bytes=int(sum(p.nbytes for p in params)),
+        num_params=sum(num_elements(t.dims) for t in params),
+        param_bytes=sum(tensor_bytes(t.data_type, t.dims) or 0 for t in params),
         unsupported=unsupported_ops(proto),
     )

@@ -14,6 +14,7 @@ GPU, and a file that is not a dlc artifact is refused before any of its code is 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 import subprocess
@@ -98,9 +99,9 @@ def write_artifact(executable: tvm.runtime.Executable, metadata: dict, path: str
     return path
 
 
-def _elf_section(data: bytes, name: str) -> bytes | None:
+def _elf_section(data: bytes | mmap.mmap, name: str) -> bytes | None:
     """Contents of section ``name`` of a little-endian ELF64 file (None if absent)."""
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a little-endian 64-bit ELF file")
     shoff, = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
@@ -112,14 +113,21 @@ def _elf_section(data: bytes, name: str) -> bytes | None:
         return sh_name, off, size
 
     _, str_off, str_size = header(shstrndx)
+    if str_off + str_size > len(data):
+        raise ValueError("bad ELF section name table")
+    wanted = name.encode()
     for i in range(shnum):
         sh_name, off, size = header(i)
-        end = data.find(b"\0", str_off + sh_name, str_off + str_size)
-        if data[str_off + sh_name:end].decode(errors="replace") == name:
+        end = data.find(b"\0", str_off + sh_name, str_off + str_size) if sh_name < str_size else -1
+        if end >= 0 and data[str_off + sh_name:end] == wanted:
             if off + size > len(data):
                 raise ValueError(f"section {name} runs past the end of the file")
             return data[off:off + size]
     return None
+
+
+# What the runtime reads from the metadata before it loads any code, and the JSON type each must have.
+_REQUIRED = {"model": str, "signature": dict, "target": dict, "versions": dict}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -127,11 +135,14 @@ def read_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError("no such file", where=str(path))
-    data = path.read_bytes()
     try:
-        raw = _elf_section(data, SECTION)
-    except (ValueError, struct.error) as e:
+        # Mapped, not read: an artifact holds the weights, and only its section headers are needed here.
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            raw = _elf_section(data, SECTION)
+    except (ValueError, struct.error) as e:  # mmap of an empty file raises ValueError too
         raise ArtifactError(f"not a dlc artifact ({e})", where=str(path)) from None
+    except OSError as e:
+        raise ArtifactError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
     if raw is None:
         raise ArtifactError("not a dlc artifact (a shared library without dlc metadata)", where=str(path))
     try:
@@ -143,4 +154,15 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if meta["format_version"] > FORMAT_VERSION:
         raise ArtifactError(f"artifact format {meta['format_version']} is newer than this dlc reads "
                             f"({FORMAT_VERSION}); upgrade dlc", where=str(path))
+    for key, kind in _REQUIRED.items():
+        if not isinstance(meta.get(key), kind):
+            raise ArtifactError(f"dlc metadata is corrupt (no valid {key!r})", where=str(path))
+    sig, target = meta["signature"], meta["target"]
+    if not (isinstance(sig.get("inputs"), list) and isinstance(sig.get("outputs"), list)
+            and all(isinstance(t, dict) and {"name", "shape", "dtype"} <= t.keys()
+                    for t in sig["inputs"] + sig["outputs"])):
+        raise ArtifactError("dlc metadata is corrupt (bad 'signature')", where=str(path))
+    if target.get("kind") not in ("llvm", "cuda") or not isinstance(target.get("key"), str) \
+            or (target["kind"] == "llvm" and not isinstance(target.get("mcpu"), str)):
+        raise ArtifactError("dlc metadata is corrupt (bad 'target')", where=str(path))
     return meta

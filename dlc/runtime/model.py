@@ -94,7 +94,7 @@ class CompiledModel:
             if not ok:
                 raise InputError(f"input {spec.name!r}: shape {tuple(a.shape)}, expected {spec.shape_str()}"
                                  + (f" with {', '.join(f'{k}={v}' for k, v in sym.items())}" if sym else ""))
-            arrays.append(np.ascontiguousarray(a))
+            arrays.append(a if a.flags.c_contiguous else a.copy(order="C"))  # not ascontiguousarray: 0-d -> 1-d
         return arrays
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,4 +156,6 @@ def load(path: str | os.PathLike, *, num_threads: int | None = None) -> Compiled
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ArtifactError(f"cannot load: {first}", where=str(path)) from e
+    if not module.implements_function("vm_load_executable"):  # dlc's metadata on some other library
+        raise ArtifactError("cannot load: the library holds no TVM executable", where=str(path))
     return CompiledModel(module, meta, num_threads=num_threads)
