@@ -1,0 +1,12 @@
+"""dlc's own ONNX converters, one module per op family; importing this package registers them all.
+
+Each converter is an ``OnnxOpConverter``-style class registered with ``@register_converter``; it overrides TVM's
+converter of the same op, or adds one TVM lacks. ``common.py`` holds what converters share: reading values
+known at import time, turning run-time shape tensors into symbolic dims, and emitting TOPI kernels.
+"""
+
+from . import (
+    common,  # noqa: F401
+    reduce,  # noqa: F401
+    shape,  # noqa: F401
+)
