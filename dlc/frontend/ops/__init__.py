@@ -6,7 +6,12 @@ known at import time, turning run-time shape tensors into symbolic dims, and emi
 """
 
 from . import (
+    cast,  # noqa: F401
     common,  # noqa: F401
+    normalization,  # noqa: F401
+    quantized,  # noqa: F401
+    recurrent,  # noqa: F401
     reduce,  # noqa: F401
+    resize,  # noqa: F401
     shape,  # noqa: F401
 )
