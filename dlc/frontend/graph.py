@@ -26,7 +26,7 @@ import onnx
 import tvm
 import tvm.sym
 from onnx import helper
-from tvm import relax
+from tvm import relax, tirx
 from tvm.relax.frontend.onnx.onnx_frontend import onnx_input
 
 from ..errors import ModelError, UnsupportedOpError
@@ -146,6 +146,8 @@ class GraphImporter:
 
     def new_value(self, expr: relax.Expr, dtype: str | None = None) -> Value:
         expr = self.bb.normalize(expr)
+        if isinstance(expr, (relax.Call, relax.If)):  # bind it: later ops then see a var with a full type
+            expr = self.bb.emit(expr)
         if isinstance(expr, tvm.ir.GenericConst):
             arr = expr.value.numpy()
             known = arr.astype(dtype) if dtype and dtype != arr.dtype.name else arr
@@ -203,7 +205,7 @@ class GraphImporter:
             raise UnsupportedOpError({node.op_type: [node.name or f"<unnamed {node.op_type}>"]})
         attrs = parse_attributes(node)
         attrs["tvm_custom"] = {"name": node.name, "num_outputs": len(node.output)}
-        args = onnx_input([self.expr(v) for v in inputs])
+        args = onnx_input(self._unify_shapes(node, attrs, [self.expr(v) for v in inputs]))
         token = _CURRENT.set(self)
         try:
             result = converter.get_converter(opset)(self.bb, args, attrs, [{}, {}])
@@ -231,8 +233,104 @@ class GraphImporter:
             if i >= len(items) or items[i] is None:
                 raise ModelError(f"{node.op_type} does not produce its output {i} ({name!r})")
             item = items[i]
-            v = item if isinstance(item, Value) else self.new_value(item, self._declared_dtype(name, node, i))
+            if isinstance(item, Value):
+                v = item
+            else:
+                v = self.new_value(self._with_shape(node, item), self._declared_dtype(name, node, i))
             self.bind(name, v)
+
+    def _unify_shapes(self, node: onnx.NodeProto, attrs: dict, args: list) -> list:
+        """Operands whose symbolic dims Relax cannot prove compatible, made so: for broadcasting ops each operand
+        is broadcast to the common shape (``Select(a == 1, b, a)`` per dim); Concat's inputs are match-cast to
+        the first input's dims off the axis. Without this Relax infers no shape and cannot legalize the op."""
+        def dims(e):
+            ty = e.ty if e is not None else None
+            return list(ty.shape.values) if isinstance(ty, relax.TensorType) and isinstance(
+                ty.shape, relax.ShapeExpr) else None
+
+        shapes = [dims(a) for a in args]
+        if node.op_type in _BROADCAST_OPS and len(args) > 1 and all(sh is not None for a, sh in zip(args, shapes)
+                                                                     if a is not None):
+            present = [(a, sh) for a, sh in zip(args, shapes) if a is not None]
+            rank = max(len(sh) for _, sh in present)
+            one = tirx.const(1, "int64")
+            padded = [[one] * (rank - len(sh)) + sh for _, sh in present]
+            target: list = []
+            for i in range(rank):
+                col = [p[i] for p in padded]
+                big = [d for d in col if not (isinstance(d, tirx.IntImm) and int(d) == 1)]
+                static = [d for d in big if isinstance(d, tirx.IntImm)]
+                if static:
+                    target.append(static[0])  # a valid model broadcasts everything else to it
+                elif not big:
+                    target.append(one)
+                elif all(self.analyzer.can_prove_equal(d, big[0]) for d in big):
+                    target.append(big[0])
+                else:
+                    target.append(None)  # only the run-time values can tell
+            if any(d is None for d in target):
+                t = None
+                for p in padded:
+                    st = self.bb.emit(relax.op.shape_to_tensor(relax.ShapeExpr(p)))
+                    t = st if t is None else self.bb.emit(relax.op.where(
+                        relax.op.equal(t, relax.const(1, "int64")), st, t))
+                fresh = [tirx.Var(f"bcast{i}", "int64") for i in range(rank)]
+                self.bb.match_cast(self.bb.emit(relax.op.tensor_to_shape(t)), relax.ShapeType(fresh))
+                target = [fresh[i] if d is None else d for i, d in enumerate(target)]
+
+            def fits(p) -> bool:
+                return all((isinstance(x, tirx.IntImm) and int(x) == 1) or self.analyzer.can_prove_equal(x, y)
+                           for x, y in zip(p, target))
+
+            it = iter(zip(present, padded))
+            out = []
+            for a in args:
+                if a is None:
+                    out.append(a)
+                    continue
+                (_, _), p = next(it)
+                out.append(a if fits(p) else self.bb.emit(relax.op.broadcast_to(a, relax.ShapeExpr(target))))
+            return out
+        if node.op_type == "Concat" and len(args) > 1 and all(sh is not None for sh in shapes):
+            axis = attrs.get("axis", 0) % max(len(shapes[0]), 1)
+            ref = shapes[0]
+            out = [args[0]]
+            for a, sh in zip(args[1:], shapes[1:]):
+                if len(sh) == len(ref) and not all(i == axis or self.analyzer.can_prove_equal(x, y)
+                                                   for i, (x, y) in enumerate(zip(sh, ref))):
+                    a = self.bb.match_cast(a, relax.TensorType([sh[i] if i == axis else ref[i]
+                                                                for i in range(len(ref))], str(a.ty.dtype)))
+                out.append(a)
+            return out
+        return args
+
+    def _with_shape(self, node: onnx.NodeProto, expr: relax.Expr) -> relax.Expr:
+        """A tensor result whose type has only a rank gets dims Relax can legalize later ops on: the broadcast of
+        its operands' dims for elementwise ops (Relax gives up when symbolic dims differ), else fresh dims
+        bound at run time."""
+        expr = self.bb.normalize(expr)
+        ty = expr.ty
+        if not isinstance(ty, relax.TensorType) or isinstance(ty.shape, relax.ShapeExpr) or ty.ndim < 0:
+            return expr
+        if node.op_type in _BROADCAST_OPS:
+            shapes = []
+            for n in node.input:
+                if not n:
+                    continue
+                e = self.expr(self.lookup(n))
+                sty = e.ty
+                if not isinstance(sty, relax.TensorType) or not isinstance(sty.shape, relax.ShapeExpr):
+                    shapes = None
+                    break
+                shapes.append(list(sty.shape.values))
+            if shapes is not None and max(len(sh) for sh in shapes) == ty.ndim:
+                dims = [tirx.const(1, "int64")] * ty.ndim
+                for sh in shapes:
+                    sh = [tirx.const(1, "int64")] * (ty.ndim - len(sh)) + sh
+                    dims = [_broadcast_dim(a, b, self.analyzer) for a, b in zip(dims, sh)]
+                return self.bb.match_cast(expr, relax.TensorType(dims, ty.dtype))
+        dims = [tirx.Var(f"{node.op_type.lower()}_d{i}", "int64") for i in range(ty.ndim)]
+        return self.bb.match_cast(expr, relax.TensorType(dims, ty.dtype))
 
     def _declared_dtype(self, name: str, node: onnx.NodeProto, index: int) -> str | None:
         """The ONNX dtype of a node output, from shape inference (needed where it differs from the Relax one)."""
@@ -300,6 +398,27 @@ class GraphImporter:
         mod = self.bb.get()
         mod["main"] = mod["main"].with_attr("num_input", len(params))
         return mod
+
+
+_BROADCAST_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "And", "Or", "Xor", "Equal", "Less", "LessOrEqual", "Greater",
+    "GreaterOrEqual", "Where", "Max", "Min", "Sum", "Mean", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+    "PRelu",
+})
+
+
+def _broadcast_dim(a, b, analyzer):
+    """The broadcast of two dims (ints or TIR expressions), assuming the model is valid."""
+    ai, bi = isinstance(a, tirx.IntImm), isinstance(b, tirx.IntImm)
+    if ai and int(a) == 1:
+        return b
+    if bi and int(b) == 1:
+        return a
+    if ai or analyzer.can_prove_equal(a, b):
+        return a
+    if bi:
+        return b
+    return analyzer.simplify(tirx.Select(tirx.EQ(a, tirx.const(1, "int64")), b, a))
 
 
 def _sparse_to_dense(st: onnx.SparseTensorProto) -> np.ndarray:

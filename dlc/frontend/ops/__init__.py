@@ -8,6 +8,7 @@ known at import time, turning run-time shape tensors into symbolic dims, and emi
 from . import (
     cast,  # noqa: F401
     common,  # noqa: F401
+    control_flow,  # noqa: F401
     normalization,  # noqa: F401
     quantized,  # noqa: F401
     recurrent,  # noqa: F401

@@ -170,3 +170,15 @@ def te_int(t: te.Tensor, *idx) -> tirx.PrimExpr:
 def ints(a) -> relax.Expr:
     """An int64 constant (``relax.const`` alone would make numpy int64 arrays int32)."""
     return relax.const(np.asarray(a, dtype="int64"), "int64")
+
+
+def sized(bb: relax.BlockBuilder, expr: relax.Expr, hint: str = "s") -> relax.Expr:
+    """``expr`` with a shape Relax can legalize ops on: a tensor whose type has only a rank (an If/Loop
+    result) is match-cast to fresh symbolic dims, bound at run time."""
+    expr = bb.normalize(expr)
+    ty = expr.ty
+    if isinstance(ty, relax.TensorType) and not isinstance(ty.shape, relax.ShapeExpr) and ty.ndim >= 0:
+        k = next(_counter)
+        dims = [tirx.Var(f"{hint}{k}_{i}", "int64") for i in range(ty.ndim)]
+        return bb.match_cast(expr, relax.TensorType(dims, ty.dtype))
+    return expr

@@ -163,7 +163,13 @@ class Expand(Converter):
         if n > k:
             s = bb.emit(R.concat([ints(np.ones(n - k, I64)), s]))
         out = bb.emit(R.where(R.equal(s, _i64(1)), xs, s))
-        return R.broadcast_to(x, relax.ShapeExpr(bind_dims(bb, out, "expand")))
+        bound = bind_dims(bb, out, "expand")
+        # Where x has a static dim other than 1, broadcasting leaves no choice: the output dim is that dim.
+        if dims is not None:
+            lead = n - r
+            bound = [dims[i - lead] if i >= lead and isinstance(dims[i - lead], int) and dims[i - lead] != 1 else v
+                     for i, v in enumerate(bound)]
+        return R.broadcast_to(x, relax.ShapeExpr([prim(d) for d in bound]))
 
 
 @register_converter("ConstantOfShape")
@@ -264,10 +270,10 @@ class Squeeze(_SqueezeBase):
         dims = shape_of(x)
         r = ndim(x)
         if rt is None:
-            if axes is None:
-                if dims is None or not all(isinstance(d, int) for d in dims):
+            if axes is None:  # the dims known to be 1 (a symbolic dim is taken to be > 1: ranks are static)
+                if dims is None:
                     raise ValueError("Squeeze without axes needs the input shape to be known")
-                axes = [i for i, d in enumerate(dims) if d == 1]
+                axes = [i for i, d in enumerate(dims) if isinstance(d, int) and d == 1]
             axes = sorted({normalize_axis(a, r) for a in axes})
             if dims is not None:
                 return R.reshape(x, relax.ShapeExpr([prim(d) for i, d in enumerate(dims) if i not in axes]))
