@@ -32,6 +32,7 @@ from tvm.relax.frontend.onnx.onnx_frontend import onnx_input
 from ..errors import ModelError, UnsupportedOpError
 from . import symbolic
 from .converters import DEFAULT, find_converter, normalize_domain
+from .functions import expand_node, function_body
 from .values import Known, SymArray, Value, const, np_dtype_name
 
 _CURRENT: contextvars.ContextVar[GraphImporter] = contextvars.ContextVar("dlc_graph_importer")
@@ -202,7 +203,12 @@ class GraphImporter:
             return
         converter = find_converter(node.op_type, domain)
         if converter is None:
-            raise UnsupportedOpError({node.op_type: [node.name or f"<unnamed {node.op_type}>"]})
+            body = function_body(node, opset, [self._type_proto(v) for v in inputs])
+            if body is None:
+                raise UnsupportedOpError({node.op_type: [node.name or f"<unnamed {node.op_type}>"]})
+            nodes, body_opsets = expand_node(node, body)
+            self.convert_nodes(nodes, {**opsets, **body_opsets})
+            return
         attrs = parse_attributes(node)
         attrs["tvm_custom"] = {"name": node.name, "num_outputs": len(node.output)}
         args = onnx_input(self._unify_shapes(node, attrs, [self.expr(v) for v in inputs]))
@@ -303,6 +309,20 @@ class GraphImporter:
                 out.append(a)
             return out
         return args
+
+    def _type_proto(self, v: Value | None) -> onnx.TypeProto:
+        """An ONNX type for a value (what context-dependent function bodies are instantiated with)."""
+        if v is None or v.dtype is None:
+            return onnx.TypeProto()
+        e = self.bb.normalize(self.expr(v))
+        ty = e.ty
+        if not isinstance(ty, relax.TensorType):
+            return onnx.TypeProto()
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype))
+        if isinstance(ty.shape, relax.ShapeExpr):
+            dims = [int(d) if isinstance(d, tirx.IntImm) else str(d) for d in ty.shape.values]
+            return helper.make_tensor_type_proto(elem, dims)
+        return helper.make_tensor_type_proto(elem, None)
 
     def _with_shape(self, node: onnx.NodeProto, expr: relax.Expr) -> relax.Expr:
         """A tensor result whose type has only a rank gets dims Relax can legalize later ops on: the broadcast of

@@ -22,7 +22,7 @@ from tvm import relax
 from ..errors import DlcError, InputError, ModelError, UnsupportedOpError
 from ..signature import Dim, Signature, TensorSpec, carrier_dtype
 from .converters import is_supported, normalize_domain
-from .functions import inline_functions
+from .functions import inline_local_functions
 from .graph import GraphImporter
 from .loader import LoadedModel
 from .proto import graph_inputs, iter_nodes, node_label, opset_imports
@@ -137,7 +137,7 @@ def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] |
     if missing:
         raise UnsupportedOpError(missing, where=loaded.source)
     inputs = resolve_input_specs(loaded, input_shapes)
-    proto = inline_functions(proto)
+    proto = inline_local_functions(proto)
     sym: dict[str, tvm.tirx.Var] = {}
     params = [(t.name, relax.Var(_identifier(t.name), relax.TensorType(_relax_shape(t.shape, sym),
                                                                        carrier_dtype(t.dtype))), t.dtype)

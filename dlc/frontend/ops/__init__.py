@@ -9,10 +9,12 @@ from . import (
     cast,  # noqa: F401
     common,  # noqa: F401
     control_flow,  # noqa: F401
+    elementwise,  # noqa: F401
     normalization,  # noqa: F401
     quantized,  # noqa: F401
     recurrent,  # noqa: F401
     reduce,  # noqa: F401
     resize,  # noqa: F401
     shape,  # noqa: F401
+    signal,  # noqa: F401
 )
