@@ -38,8 +38,10 @@ def _with_defaults(node: NodeProto, schema: onnx.defs.OpSchema) -> NodeProto:
     return out
 
 
-def function_body(node: NodeProto, opset: int, input_types: list[onnx.TypeProto]) -> FunctionProto | None:
-    """ONNX's body for this node at this opset (None if the op is not a function or the body cannot be built)."""
+def function_body(node: NodeProto, opset: int, input_types: list[onnx.TypeProto]
+                  ) -> tuple[FunctionProto, NodeProto] | None:
+    """ONNX's body for this node at this opset, and the node with its default attributes spelled out (None if
+    the op is not a function or the body cannot be built for this configuration)."""
     domain = normalize_domain(node.domain)
     try:
         schema = onnx.defs.get_schema(node.op_type, opset, domain)
@@ -50,18 +52,17 @@ def function_body(node: NodeProto, opset: int, input_types: list[onnx.TypeProto]
     ctx = [v for v in schema.context_dependent_function_opset_versions if v <= opset]
     try:
         if plain and (not ctx or max(plain) >= max(ctx)):
-            return FunctionProto.FromString(schema.get_function_with_opset_version(max(plain)))
+            return FunctionProto.FromString(schema.get_function_with_opset_version(max(plain))), full
         if ctx:
             data = schema.get_context_dependent_function_with_opset_version(
                 max(ctx), full.SerializeToString(), [t.SerializeToString() for t in input_types])
-            return FunctionProto.FromString(data)
+            return FunctionProto.FromString(data), full
     except Exception:  # the schema cannot build a body for this configuration
         return None
     return None
 
 
-def expand_node(node: NodeProto, body: FunctionProto, schema_attrs: dict[str, AttributeProto] | None = None
-                ) -> tuple[list[NodeProto], dict[str, int]]:
+def expand_node(node: NodeProto, body: FunctionProto) -> tuple[list[NodeProto], dict[str, int]]:
     """The body's nodes wired to the node's inputs/outputs, internal names made unique; and the body's opsets."""
     prefix = f"__{node.op_type}{next(_expansions)}__"
     io = {}
@@ -71,9 +72,6 @@ def expand_node(node: NodeProto, body: FunctionProto, schema_attrs: dict[str, At
         if i < len(node.output) and node.output[i]:
             io[name] = node.output[i]
     attrs = {a.name: a for a in node.attribute}
-    if schema_attrs:
-        for k, v in schema_attrs.items():
-            attrs.setdefault(k, v)
 
     def rename(name: str) -> str:
         if name in io:

@@ -203,10 +203,10 @@ class GraphImporter:
             return
         converter = find_converter(node.op_type, domain)
         if converter is None:
-            body = function_body(node, opset, [self._type_proto(v) for v in inputs])
-            if body is None:
+            found = function_body(node, opset, [self._type_proto(v) for v in inputs])
+            if found is None:
                 raise UnsupportedOpError({node.op_type: [node.name or f"<unnamed {node.op_type}>"]})
-            nodes, body_opsets = expand_node(node, body)
+            nodes, body_opsets = expand_node(found[1], found[0])
             self.convert_nodes(nodes, {**opsets, **body_opsets})
             return
         attrs = parse_attributes(node)
