@@ -10,6 +10,7 @@ from . import (
     common,  # noqa: F401
     control_flow,  # noqa: F401
     elementwise,  # noqa: F401
+    indexing,  # noqa: F401
     normalization,  # noqa: F401
     quantized,  # noqa: F401
     recurrent,  # noqa: F401
@@ -17,4 +18,5 @@ from . import (
     resize,  # noqa: F401
     shape,  # noqa: F401
     signal,  # noqa: F401
+    training,  # noqa: F401
 )
