@@ -26,7 +26,7 @@ from .run import CaseResult, run_case
 STATUSES = ("pass", "fail", "error", "crash", "timeout")
 
 
-def _worker_main(conn: Connection, log_path: str) -> None:
+def _worker_main(conn: Connection, log_path: str, runner: Callable[[Case], CaseResult] = run_case) -> None:
     # stdout/stderr of the worker (TVM's C++ logs included) go to a file the parent reads after a crash.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -41,7 +41,7 @@ def _worker_main(conn: Connection, log_path: str) -> None:
             return
         if case is None:
             return
-        conn.send(run_case(case))
+        conn.send(runner(case))
 
 
 @dataclass
@@ -64,6 +64,7 @@ class WorkerPool:
     # Whole-network cases compile hundreds of kernels: they get this many timeouts' worth of time.
     slow_categories: tuple[str, ...] = ("light",)
     slow_factor: float = 4.0
+    runner: Callable[[Case], CaseResult] = run_case  # a module-level function (workers import it by name)
     _ctx: mp.context.BaseContext = field(default_factory=lambda: mp.get_context("spawn"))
     _tmp: tempfile.TemporaryDirectory | None = None
 
@@ -74,7 +75,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         slot.log_path = os.path.join(self._tmp.name, f"worker{index}.log")
         open(slot.log_path, "w").close()
-        proc = self._ctx.Process(target=_worker_main, args=(child, slot.log_path), daemon=True)
+        proc = self._ctx.Process(target=_worker_main, args=(child, slot.log_path, self.runner), daemon=True)
         try:
             proc.start()
         finally:
