@@ -53,7 +53,8 @@ def phases(target: tvm.target.Target) -> list[Phase]:
     """The phases for a target, before options (disabled passes) are applied."""
     return [
         Phase("graph", graph_passes(target)),
-        Phase("legalize", ["legalize", "annotate-op-pattern", "fusable-layout-transforms", "fold-constant"]),
+        Phase("legalize", ["dispatch-sampling", "dispatch-sort-scan", "legalize", "annotate-op-pattern",
+                           "fusable-layout-transforms", "fold-constant"]),
         Phase("fuse", ["fuse-ops", "fuse-tir", "dce"]),
         Phase("schedule", []),
         Phase("lower", []),

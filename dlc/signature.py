@@ -10,6 +10,19 @@ from dataclasses import dataclass
 
 Dim = int | str  # an int, or the name of a symbolic dimension ("N", "seq")
 
+# ONNX element types TVM cannot hold natively, and the wider dtype the compiled model holds them in instead:
+# every value of the narrow type is exactly representable in its carrier. A spec keeps the ONNX dtype; the
+# runtime converts at the boundary.
+CARRIER_DTYPES = {
+    "int4": "int8", "int2": "int8", "uint4": "uint8", "uint2": "uint8",
+    "float8_e4m3fn": "float32", "float8_e4m3fnuz": "float32", "float8_e5m2": "float32",
+    "float8_e5m2fnuz": "float32", "float8_e8m0fnu": "float32", "float4_e2m1fn": "float32",
+}
+
+
+def carrier_dtype(dtype: str) -> str:
+    return CARRIER_DTYPES.get(dtype, dtype)
+
 
 @dataclass(frozen=True)
 class TensorSpec:

@@ -1,8 +1,9 @@
-"""ONNX graph -> Relax IRModule, with input shapes from the model or the user, and errors that name nodes.
+"""ONNX model -> Relax IRModule, with input shapes from the model or the user, and errors that name nodes.
 
-This is TVM's ``ONNXGraphImporter`` with three changes: it converts with dlc's converter registry
-(``converters.py``), it lists *every* unsupported op with its node names before converting anything, and a
-converter failure becomes a ``ModelError`` naming the node instead of a stack trace.
+``import_onnx`` lists *every* unsupported op with its node names before converting anything, inlines ONNX
+functions dlc has no converter for (``functions.py``), converts the graph with ``GraphImporter`` (``graph.py``:
+dlc's converter registry over TVM's, import-time folding, symbolic shape values), and turns a converter
+failure into a ``ModelError`` naming the node instead of a stack trace.
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ import contextlib
 import io
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import onnx
 import tvm
 from tvm import relax
-from tvm.relax.frontend.onnx.onnx_frontend import ONNXGraphImporter
 
 from .._native import quiet_tvm_logs
 from ..errors import DlcError, InputError, ModelError, UnsupportedOpError
-from ..signature import Dim, Signature, TensorSpec
-from .converters import convert_map, is_supported
+from ..signature import Dim, Signature, TensorSpec, carrier_dtype
+from .converters import is_supported, normalize_domain
+from .functions import inline_local_functions
+from .graph import GraphImporter
 from .loader import LoadedModel
+from .proto import graph_inputs, iter_nodes, node_label, opset_imports
 from .validate import validate_for_import
+
+__all__ = ["ImportedModel", "graph_inputs", "import_onnx", "iter_nodes", "node_label", "resolve_input_specs",
+           "unsupported_ops"]
 
 
 @dataclass
@@ -33,35 +39,15 @@ class ImportedModel:
     signature: Signature
 
 
-def iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """Every node of a graph, including those inside If/Loop/Scan bodies."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from iter_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from iter_nodes(g)
-
-
-def node_label(node: onnx.NodeProto, index: int | None = None) -> str:
-    return node.name or (f"#{index} {node.op_type}" if index is not None else f"<unnamed {node.op_type}>")
-
-
 def unsupported_ops(proto: onnx.ModelProto) -> dict[str, list[str]]:
     """op type -> names of the nodes using it, for every op dlc cannot import."""
+    opsets = opset_imports(proto)
     found: dict[str, list[str]] = {}
     for i, node in enumerate(iter_nodes(proto.graph)):
-        if not is_supported(node.op_type):
+        domain = normalize_domain(node.domain)
+        if not is_supported(node.op_type, domain, opsets.get(domain, 1)):
             found.setdefault(node.op_type, []).append(node_label(node, i))
     return found
-
-
-def graph_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """The graph's real inputs: those not backed by an initializer."""
-    inits = {t.name for t in proto.graph.initializer}
-    return [v for v in proto.graph.input if v.name not in inits]
 
 
 def _elem_dtype(value: onnx.ValueInfoProto, where: str) -> str:
@@ -69,8 +55,8 @@ def _elem_dtype(value: onnx.ValueInfoProto, where: str) -> str:
         kind = value.type.WhichOneof("value") or "unknown"
         raise ModelError(f"input/output {value.name!r} is a {kind}, dlc only takes tensors", where=where)
     try:
-        return str(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
-    except (KeyError, ValueError):
+        return onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
+    except (KeyError, ValueError, TypeError):
         raise ModelError(f"{value.name!r} has unknown element type {value.type.tensor_type.elem_type}",
                          where=where) from None
 
@@ -119,39 +105,36 @@ def resolve_input_specs(loaded: LoadedModel, overrides: Mapping[str, Sequence[Di
 
 
 def _relax_shape(shape: Sequence[Dim], sym: dict[str, tvm.tirx.Var]) -> list:
-    return [d if isinstance(d, int) else sym.setdefault(d, tvm.tirx.Var(d, "int64")) for d in shape]
+    return [d if isinstance(d, int) else sym.setdefault(d, tvm.tirx.Var(_identifier(d), "int64")) for d in shape]
 
 
-def _spec_from_type(name: str, ty) -> TensorSpec:
+def _identifier(name: str) -> str:
+    name = re.sub(r"\W", "_", name)
+    return name if name and not name[0].isdigit() else f"v_{name}"
+
+
+def _spec_from_type(name: str, ty, dtype: str | None) -> TensorSpec:
     if ty.shape is None or not isinstance(ty.shape, relax.ShapeExpr):  # rank or dims only known at run time
         dims = tuple(f"{name}_dim{i}" for i in range(max(ty.ndim, 0)))
     else:
         dims = tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else str(d) for d in ty.shape.values)
-    return TensorSpec(name, dims, str(ty.dtype))
+    relax_dtype = str(ty.dtype)
+    if dtype is None or carrier_dtype(dtype) != relax_dtype:
+        dtype = relax_dtype
+    return TensorSpec(name, dims, dtype)
 
 
-class _Importer(ONNXGraphImporter):
-    """TVM's importer, converting through dlc's registry and naming the node that fails."""
-
-    def _check_for_unsupported_ops(self, graph):  # done by import_onnx, with node names
-        pass
-
-    def _sanitize_name(self, name: str) -> str:
-        # TVM only replaces "."; names like "gpu_0/data_0" then reach CUDA C as parameter names and nvcc
-        # fails. Any character that is not valid in an identifier becomes "_".
-        return super()._sanitize_name(re.sub(r"\W", "_", name) if name else name)
-
-    def _convert_operator(self, op_name, inputs, attrs, opset):
-        node = attrs.get("tvm_custom", {}).get("name") or "<unnamed>"
+def _value_types(inferred: onnx.ModelProto, inlined: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Value name -> ONNX type (node output dtypes help some converters). From the bounded inference of
+    validation; a model with local functions is inferred again once inlined, for the values they add."""
+    types = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    if inlined is not inferred and len(inlined.graph.node) != len(inferred.graph.node):
         try:
-            converter = convert_map()[op_name].get_converter(opset)
-            sym = converter(self.bb, inputs, attrs, [self._nodes, self._params])
-            return self.bb.normalize(sym) if isinstance(sym, relax.Expr) else sym
-        except DlcError:
-            raise
-        except Exception as e:  # a converter's assert/ValueError/TVMError: name the node, keep the cause
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ModelError(f"cannot import node {node!r} ({op_name}, opset {opset}): {first}") from e
+            again = onnx.shape_inference.infer_shapes(inlined)
+            types = {v.name: v.type for v in [*again.graph.value_info, *again.graph.output]} | types
+        except Exception:  # a help, never a requirement
+            pass
+    return types
 
 
 def _close_builder(bb: relax.BlockBuilder) -> None:
@@ -172,29 +155,43 @@ def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] |
     if missing:
         raise UnsupportedOpError(missing, where=loaded.source)
     inputs = resolve_input_specs(loaded, input_shapes)
-    validate_for_import(loaded, inputs)  # dlc/frontend/validate.py: refuse what TVM would choke on, up front
+    # dlc/frontend/validate.py: refuse what TVM would choke on, up front; inference there ran in a bounded child.
+    inferred = validate_for_import(loaded, inputs)
+    proto = inline_local_functions(proto)
     sym: dict[str, tvm.tirx.Var] = {}
-    importer = _Importer(
-        shape_dict={t.name: _relax_shape(t.shape, sym) for t in inputs},
-        dtype_dict={t.name: t.dtype for t in inputs},
-    )
-    # TVM's importer prints to stdout and warns about renamed inputs; dlc reports errors itself.
+    params = [(t.name, relax.Var(_identifier(t.name), relax.TensorType(_relax_shape(t.shape, sym),
+                                                                       carrier_dtype(t.dtype))), t.dtype)
+              for t in inputs]
+    importer = GraphImporter(opset_imports(proto), _value_types(inferred, proto))
+    # TVM's converters print to stdout and warn; dlc reports errors itself.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_tvm_logs():
         warnings.simplefilter("ignore")
         try:
-            mod = importer.from_onnx(proto.graph, loaded.opset)
-        except ModelError as e:
+            mod = importer.import_main(proto.graph, params)
+        except UnsupportedOpError as e:
             _close_builder(importer.bb)
-            raise ModelError(e.message, where=loaded.source) from e.__cause__
-        except Exception as e:
+            raise UnsupportedOpError(e.ops, where=loaded.source) from None
+        except DlcError as e:
             _close_builder(importer.bb)
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ModelError(f"cannot import graph: {first}", where=loaded.source) from e
+            raise ModelError(_failure(importer, e), where=loaded.source) from e
+        except Exception as e:  # a converter's assert/ValueError/TVMError: name the node, keep the cause
+            _close_builder(importer.bb)
+            raise ModelError(_failure(importer, e), where=loaded.source) from e
     main = mod["main"]
     ret = main.ret_ty
     out_types = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
     out_names = [o.name for o in proto.graph.output]
     if len(out_types) != len(out_names) or not all(isinstance(t, relax.TensorType) for t in out_types):
         raise ModelError(f"graph outputs {out_names} did not import as {len(out_names)} tensors", where=loaded.source)
-    outputs = [_spec_from_type(n, t) for n, t in zip(out_names, out_types)]
+    outputs = [_spec_from_type(n, t, importer.lookup(n).dtype) for n, t in zip(out_names, out_types)]
     return ImportedModel(mod, Signature(tuple(inputs), tuple(outputs)))
+
+
+def _failure(importer: GraphImporter, e: Exception) -> str:
+    text = e.message if isinstance(e, DlcError) else str(e)
+    first = (text.strip().splitlines() or [type(e).__name__])[0]
+    node = importer.node
+    if node is None:
+        return f"cannot import graph: {first}"
+    opset = importer.opsets.get(normalize_domain(node.domain), 1)
+    return f"cannot import node {node.name or '<unnamed>'!r} ({node.op_type}, opset {opset}): {first}"

@@ -281,8 +281,11 @@ def check_values(model: onnx.ModelProto, where: str, *, inputs_only: bool = Fals
                 raise ModelError(f"value {v.name!r} of shape {dims} {reason}", where=where)
 
 
-def validate_for_import(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> None:
-    """All of the above; returns quietly if TVM may have the model."""
+def validate_for_import(loaded: LoadedModel, inputs: Sequence[TensorSpec]) -> onnx.ModelProto:
+    """All of the above. Returns the light copy with its inferred value types (the importer reads node output
+    dtypes from it) if TVM may have the model."""
     check_attributes(loaded)
     check_tensors(loaded)
-    check_values(infer_shapes(loaded, inputs), loaded.source)
+    inferred = infer_shapes(loaded, inputs)
+    check_values(inferred, loaded.source)
+    return inferred

@@ -45,6 +45,10 @@ _tvm("canonicalize", "drop trivial bindings and Tuple/TupleGetItem pairs, so fus
 _tvm("fold-constant", "evaluate ops whose inputs are all constants at compile time (TVM)",
      relax.transform.FoldConstant)
 _tvm("dce", "remove bindings and functions nothing uses (TVM)", relax.transform.DeadCodeElimination)
+_tvm("dispatch-sort-scan", "sort/argsort/topk/cumsum/cumprod -> TOPI kernels for the target, before legalize "
+     "(TVM)", relax.backend.DispatchSortScan, required=True)
+_tvm("dispatch-sampling", "multinomial sampling -> TOPI kernels, before legalize (TVM)", relax.backend.DispatchSampling,
+     required=True)
 _tvm("annotate-op-pattern", "tag PrimFuncs injective/reduction/out-ewise-fusable for fusion (TVM)",
      relax.transform.AnnotateTIROpPattern, required=True)
 _tvm("fuse-ops", "group producer/consumer call_tirs into fused functions by op pattern (TVM)",

@@ -13,10 +13,18 @@ from tvm import relax
 
 from .._native import quiet_tvm_logs
 from ..errors import ArtifactError, DlcError, InputError
-from ..signature import Signature, TensorSpec
+from ..signature import Signature, TensorSpec, carrier_dtype
 from .artifact import BlobPatch, read_metadata, write_artifact
 from .compat import check_compatible
 from .threads import set_num_threads
+
+
+def _from_carrier(a: np.ndarray, dtype: str) -> np.ndarray:
+    if carrier_dtype(dtype) == dtype:
+        return a
+    import ml_dtypes  # noqa: F401  (registers float8/int4 names with numpy)
+
+    return a.astype(np.dtype(dtype))
 
 
 class CompiledModel:
@@ -94,7 +102,8 @@ class CompiledModel:
             if not ok:
                 raise InputError(f"input {spec.name!r}: shape {tuple(a.shape)}, expected {spec.shape_str()}"
                                  + (f" with {', '.join(f'{k}={v}' for k, v in sym.items())}" if sym else ""))
-            arrays.append(a if a.flags.c_contiguous else a.copy(order="C"))  # not ascontiguousarray: 0-d -> 1-d
+            carrier = carrier_dtype(spec.dtype)  # float8/int4/...: the wider dtype the compiled model holds
+            arrays.append(np.require(a.astype(carrier) if carrier != spec.dtype else a, requirements="C"))
         return arrays
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,7 +118,7 @@ class CompiledModel:
             first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
             raise DlcError(f"run failed: {first}") from e
         results = list(result) if isinstance(result, (tvm_ffi.Array, list, tuple)) else [result]
-        return {spec.name: r.numpy() for spec, r in zip(self.outputs, results)}
+        return {spec.name: _from_carrier(r.numpy(), spec.dtype) for spec, r in zip(self.outputs, results)}
 
     __call__ = run
 
