@@ -416,6 +416,31 @@ def bind_spatial(sch: s_tir.Schedule, block, threads: int = MAX_THREADS, vector:
         sch.vectorize(vec)
 
 
+def vector_width(sch: s_tir.Schedule, block, lanes: int = 4) -> int:
+    """``lanes`` if the block's innermost axis can move as aligned vectors, else 1.
+
+    Every access must either ignore the innermost iterator or index its buffer's innermost dimension
+    with exactly that iterator, in buffers whose rows are a multiple of ``lanes`` long; otherwise a
+    vector access could straddle an unaligned address (a concat offset, a slice) or gather.
+    """
+    stmt = sch.get(block)
+    if not stmt.iter_vars or not isinstance(stmt.body, tirx.BufferStore):
+        return 1
+    inner = stmt.iter_vars[-1]
+    if (int_extent(inner.dom.extent) or 1) % lanes or tvm.runtime.DataType(str(stmt.body.buffer.dtype)).bits > 32:
+        return 1
+    accesses = [(stmt.body.buffer, stmt.body.indices)]
+    tvm_ffi.structural_walk(stmt.body.value, [(tvm.ir.TensorLoad, lambda x: accesses.append((x.source, x.indices)))],
+                            order="pre")
+    for buffer, indices in accesses:
+        uses = [inner.var in index_vars(i) for i in indices]
+        if not any(uses):
+            continue
+        if any(uses[:-1]) or not indices[-1].same_as(inner.var) or (int_extent(buffer.shape[-1]) or 1) % lanes:
+            return 1
+    return lanes
+
+
 def bind_leftovers(sch: s_tir.Schedule) -> None:
     """Give every block not yet under a thread binding one thread per element (e.g. a dropout mask)."""
     for block in sch.get_child_blocks(get_root_block(sch)):

@@ -23,6 +23,24 @@ def _threads(row: int | None) -> int:
     return t
 
 
+def _leading_rows(block, rows) -> int | None:
+    """How many leading loops of ``block`` walk the reduction's rows (unit extents may differ in number)."""
+    want = [C.int_extent(r) for r in rows if C.int_extent(r) != 1]
+    n = 0
+    for it in block.iters:
+        if not want:
+            break
+        ext = C.int_extent(it.dom)
+        if ext == 1:
+            n += 1
+        elif ext is not None and ext == want[0]:
+            want.pop(0)
+            n += 1
+        else:
+            return None
+    return n if not want else None
+
+
 @rule("cuda", order=50)
 def row_reduction(func, target):
     k = C.analyze(func)
@@ -46,13 +64,16 @@ def row_reduction(func, target):
     for b in reds:
         if not b.is_reduction() or b.dom_kind() != kind or not C.same_extents([x.dom for x in b.iters[:n_rows]], rows):
             return None
-    if last is not None and not (last.is_injective() and C.same_extents([x.dom for x in last.iters[:n_rows]], rows)):
-        return None
+    anchor_rows = n_rows
+    if last is not None:
+        anchor_rows = _leading_rows(last, rows)
+        if not last.is_injective() or anchor_rows is None:
+            return None
     threads = _threads(row)
     anchor = reds[-1] if last is None else last
     loops = sch.get_loops(anchor.block_rv)
-    bx = sch.fuse(*loops[:n_rows])
-    tail = loops[n_rows:] or [sch.add_unit_loop(anchor.block_rv)]
+    tail = loops[anchor_rows:] or [sch.add_unit_loop(anchor.block_rv)]
+    bx = sch.fuse(*loops[:anchor_rows]) if anchor_rows else sch.add_unit_loop(tail[0])  # one row: one block
     ro, tx = sch.split(sch.fuse(*tail), [None, threads])
     sch.reorder(tx, ro)
     sch.bind(bx, "blockIdx.x")
