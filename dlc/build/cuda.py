@@ -61,7 +61,8 @@ def find_nvcc() -> str:
 
 _PTXAS_ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\d+\w*)'")
 _PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_PTXAS_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+_PTXAS_USED = re.compile(r"Used (\d+) registers")  # the line may also list barriers, stack size, smem, cmem
+_PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
 
 
 def parse_ptxas(report: str) -> list[KernelResources]:
@@ -75,7 +76,8 @@ def parse_ptxas(report: str) -> list[KernelResources]:
             k.stack_bytes, k.spill_stores, k.spill_loads = map(int, m.groups())
         elif kernels and (m := _PTXAS_USED.search(line)):
             kernels[-1].registers = int(m.group(1))
-            kernels[-1].shared_bytes = int(m.group(2) or 0)
+            smem = _PTXAS_SMEM.search(line)
+            kernels[-1].shared_bytes = int(smem.group(1)) if smem else 0
     return kernels
 
 

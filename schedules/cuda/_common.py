@@ -15,8 +15,12 @@ Every rule here is deterministic: the same PrimFunc and target give the same sch
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import tvm
@@ -30,7 +34,7 @@ from tvm.target import Target
 MAX_THREADS = 256
 # Below this many thread blocks a plan is considered to leave SMs idle (an A100 has 108, an H100 132).
 MIN_BLOCKS = 128
-UNROLL_STEPS = 512
+UNROLL_STEPS = 256  # more unrolls a conv's whole k-chunk x window: 700-line kernels, and ptxas starts to spill
 
 
 @dataclass
@@ -332,23 +336,26 @@ def tile_contraction(k: Kernel, c: Contraction, plan: Plan, target: Target, *, v
     block = c.block.block_rv
     epilogue = inline_epilogue(sch, block)
     loops = sch.get_loops(block)
-    level = {"b": [], "t": [], "ro": [], "ri": [], "i": []}
+    level = {"b": [], "v": [], "t": [], "ro": [], "ri": []}
     for loop, role, (nb, nt, ni) in zip(loops, c.roles, plan.factors):
         if role in ("window", "channel"):
             lo, li = sch.split(loop, [nb, ni])
             level["ro"].append(lo)
             level["ri"].append(li)
         else:
-            # [blocks, inner, threads]: a thread's register tile is strided by the thread count, so
-            # neighbouring threads read neighbouring shared-memory words and store neighbouring outputs.
-            lb, li, lt = sch.split(loop, [nb, ni, nt])
+            # The register tile is a virtual-thread loop: a thread's outputs are strided by the thread
+            # count, so neighbouring threads read neighbouring shared-memory words and store neighbouring
+            # outputs, while each virtual thread keeps its own (compact) registers.
+            lb, lv, lt = sch.split(loop, [nb, ni, nt])
             level["b"].append(lb)
+            level["v"].append(lv)
             level["t"].append(lt)
-            level["i"].append(li)
-    sch.reorder(*level["b"], *level["t"], *level["ro"], *level["ri"], *level["i"])
+    sch.reorder(*level["b"], *level["v"], *level["t"], *level["ro"], *level["ri"])
     bx = sch.fuse(*level["b"])
+    vx = sch.fuse(*level["v"])
     tx = sch.fuse(*level["t"])
     sch.bind(bx, "blockIdx.x")
+    sch.bind(vx, "vthread.x")
     sch.bind(tx, "threadIdx.x")
     accumulate_in_registers(sch, block, tx, epilogue)
     k_outer = level["ro"][-1] if level["ro"] else tx
@@ -393,6 +400,41 @@ def is_depthwise(c: Contraction) -> bool:
     """One input channel per output channel: no channel reduction, the output channel indexes all three."""
     return bool(c.axes("window")) and (c.extent("channel") or 2) == 1 and (c.extent("weight") or 2) == 1 \
         and (c.extent("batch") or 2) > 1
+
+
+# ---- tensor-core intrinsics -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _cheap_inspect_stack(full_frames: int = 3) -> Iterator[None]:
+    """``inspect.stack()`` that reads source context for the innermost frames only.
+
+    TVMScript's ``@T.prim_func`` calls ``inspect.stack()`` for every function it parses and only looks at
+    the caller's frames; the full version resolves a module and reads source for every frame of the stack,
+    which makes importing TVM's ~500 CUDA intrinsics take minutes instead of seconds on a busy machine.
+    """
+    real = inspect.stack
+
+    def stack(context: int = 1):
+        frame, out = sys._getframe(1), []
+        while frame is not None:
+            code = frame.f_code
+            out.append(inspect.FrameInfo(frame, *inspect.getframeinfo(frame, context)) if len(out) < full_frames
+                       else inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None))
+            frame = frame.f_back
+        return out
+
+    inspect.stack = stack
+    try:
+        yield
+    finally:
+        inspect.stack = real
+
+
+@functools.cache
+def wmma_intrinsics() -> Callable[..., dict[str, str]]:
+    """TVM's ``get_wmma_intrin_group``, importing (and so registering) the CUDA intrinsics on first use."""
+    with _cheap_inspect_stack():
+        from tvm.s_tir.tensor_intrin.cuda import get_wmma_intrin_group
+    return get_wmma_intrin_group
 
 
 # ---- simple shapes ---------------------------------------------------------------------------------------
