@@ -50,6 +50,35 @@ class DeviceBinary:
     arch: str
     kernels: list[KernelResources]
 
+    def launch_bounds(self) -> dict[str, int]:
+        """Each kernel's ``__launch_bounds__`` (the threads per block TVM bound), by kernel name."""
+        return {m.group(2): int(m.group(1)) for m in _LAUNCH_BOUNDS.finditer(self.source)}
+
+
+# What every arch dlc targets (sm_75 to sm_90) allows: 255 registers a thread, 1024 threads a block, and
+# 48 KB of *static* shared memory a block (TVM declares shared memory statically; more would need dynamic
+# shared memory and an opt-in launch attribute).
+MAX_REGISTERS = 255
+MAX_THREADS = 1024
+MAX_STATIC_SHARED_BYTES = 48 * 1024
+_LAUNCH_BOUNDS = re.compile(r"__global__ void __launch_bounds__\((\d+)\) (\w+)\(")
+
+
+def resource_problems(binary: DeviceBinary) -> list[str]:
+    """Everything in ptxas's report (and the launch bounds) over the architecture's limits, or a spill."""
+    problems = []
+    for k in binary.kernels:
+        if k.registers > MAX_REGISTERS:
+            problems.append(f"{k.name}: {k.registers} registers a thread (at most {MAX_REGISTERS})")
+        if k.shared_bytes > MAX_STATIC_SHARED_BYTES:
+            problems.append(f"{k.name}: {k.shared_bytes} bytes of shared memory (at most {MAX_STATIC_SHARED_BYTES})")
+        if k.spill_stores or k.spill_loads:
+            problems.append(f"{k.name}: spills {k.spill_stores} bytes to local memory, reloads {k.spill_loads}")
+    for name, threads in binary.launch_bounds().items():
+        if threads > MAX_THREADS:
+            problems.append(f"{name}: {threads} threads a block (at most {MAX_THREADS})")
+    return problems
+
 
 def find_nvcc() -> str:
     nvcc = shutil.which("nvcc") or next(

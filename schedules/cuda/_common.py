@@ -108,6 +108,11 @@ class Contraction:
     a_index: int  # position of A (the data operand) in the block's reads
     in_dtype: str
     out_dtype: str
+    weight_constant_dims: int = 0  # dims of B indexed by a constant: a 1x1 conv's kernel window
+
+    def is_convolution(self) -> bool:
+        """A kernel window, or the unit window a 1x1 convolution's weight still has (``W[f, c, 0, 0]``)."""
+        return bool(self.axes("window")) or self.weight_constant_dims >= 2
 
     def axes(self, *roles: str) -> list[int]:
         return [i for i, r in enumerate(self.roles) if r in roles]
@@ -125,7 +130,8 @@ class Contraction:
 def contraction(k: Kernel, info: SBlockInfo) -> Contraction | None:
     """``info`` as a contraction ``C += A * B`` with roles, or None if it is not one."""
     block = k.get(info)
-    if len(block.reads) != 2 or len(block.writes) != 1 or not isinstance(block.body, tirx.BufferStore):
+    if len(block.reads) != 2 or len(block.writes) != 1 or not isinstance(block.body, tirx.BufferStore) \
+            or len(block.iter_vars) != len(info.iters):
         return None
     value = block.body.value
     if not isinstance(value, tirx.Add):
@@ -169,8 +175,9 @@ def contraction(k: Kernel, info: SBlockInfo) -> Contraction | None:
             best = (score, a, roles)
     _, a, roles = best
     a_index = next(i for i, r in enumerate(reads) if r.same_as(loads[a].source))
+    constant_dims = sum(isinstance(i, tirx.IntImm) for i in loads[1 - a].indices)
     return Contraction(info, roles, [int_extent(x.dom) for x in info.iters], a_index,
-                       str(loads[a].source.dtype), str(block.body.buffer.dtype))
+                       str(loads[a].source.dtype), str(block.body.buffer.dtype), constant_dims)
 
 
 def innermost_roles(k: Kernel, c: Contraction, read_index: int) -> set[str]:
@@ -396,6 +403,12 @@ def schedule_contraction(func: tirx.PrimFunc, target: Target, configs: list[dict
     return None
 
 
+def is_gemv(c: Contraction) -> bool:
+    """One output row (a dense layer at batch 1, or a 1x1 convolution of a 1x1 image): memory-bound."""
+    return not c.axes("window") and c.extent("data") == 1 and c.extent("batch") == 1 \
+        and c.extent("weight") is not None
+
+
 def is_depthwise(c: Contraction) -> bool:
     """One input channel per output channel: no channel reduction, the output channel indexes all three."""
     return bool(c.axes("window")) and (c.extent("channel") or 2) == 1 and (c.extent("weight") or 2) == 1 \
@@ -430,10 +443,20 @@ def _cheap_inspect_stack(full_frames: int = 3) -> Iterator[None]:
 
 
 @functools.cache
-def wmma_intrinsics() -> Callable[..., dict[str, str]]:
-    """TVM's ``get_wmma_intrin_group``, importing (and so registering) the CUDA intrinsics on first use."""
+def import_tensor_intrinsics() -> None:
+    """Import (and so register) TVM's tensor intrinsics, ~500 TVMScript functions, in seconds, not minutes.
+
+    MetaSchedule's ``TuneContext`` imports them too: call this first wherever one is made.
+    """
     with _cheap_inspect_stack():
-        from tvm.s_tir.tensor_intrin.cuda import get_wmma_intrin_group
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+
+
+def wmma_intrinsics() -> Callable[..., dict[str, str]]:
+    """TVM's ``get_wmma_intrin_group`` (the intrinsics registered on first use)."""
+    import_tensor_intrinsics()
+    from tvm.s_tir.tensor_intrin.cuda import get_wmma_intrin_group
+
     return get_wmma_intrin_group
 
 

@@ -3,7 +3,7 @@
 Matches a contraction with a kernel window: a reduction block ``out += data * weight`` whose data index
 holds ``y * stride + ry * dilation`` (see ``_common``). Matched by block structure, so NCHW/OIHW (what
 TVM's legalizer emits today) and NHWC/HWIO or OHWI (what a layout pass may choose) both fit, and so does a
-1x1 convolution written without a window. The padding block is inlined into the shared-memory load of
+1x1 convolution (its weight keeps the unit window: ``W[f, c, 0, 0]``). The padding block is inlined into the shared-memory load of
 the input tile; the epilogue runs on the register tile. Depthwise convolutions go to ``depthwise.py``.
 """
 
@@ -22,8 +22,7 @@ CONFIGS = [
 
 
 def is_conv(c: C.Contraction) -> bool:
-    rows = [i for i in c.axes("data") if (c.extents[i] or 2) > 1]
-    return not C.is_depthwise(c) and (bool(c.axes("window")) or len(rows) >= 2)  # else it is a matmul
+    return c.is_convolution() and not C.is_depthwise(c) and not C.is_gemv(c)
 
 
 @rule("cuda", order=20)

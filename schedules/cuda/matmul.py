@@ -5,7 +5,7 @@ B[b, k, j]`` in any operand layout: transposed weights, ``[N, K]`` or ``[K, N]``
 
 * ``matmul_tiled``: 64x64-class block tiles, a 4x4 register tile per thread, both operands staged in
   shared memory with float4 loads where rows allow.
-* ``gemv``: one row (``i`` of extent 1: a dense layer at batch 1) is memory-bound: each thread block
+* ``gemv``: one row (a dense layer at batch 1, a 1x1 convolution of a 1x1 image) is memory-bound: each thread block
   takes a strip of output columns and splits the reduction across threads (TVM's cross-thread reduction),
   with the threads that read the weight matrix's contiguous axis side by side for coalesced loads.
 """
@@ -23,13 +23,7 @@ CONFIGS = [
 
 
 def is_matmul(c: C.Contraction) -> bool:
-    rows = [i for i in c.axes("data") if (c.extents[i] or 2) > 1]
-    return not c.axes("window") and len(rows) <= 1 and (c.extent("data") or 2) > 1
-
-
-def is_gemv(c: C.Contraction) -> bool:
-    return not c.axes("window") and c.extent("data") == 1 and c.extent("batch") == 1 \
-        and c.extent("weight") is not None
+    return not c.is_convolution() and not C.is_gemv(c)
 
 
 @rule("cuda", order=30)
@@ -43,7 +37,7 @@ def gemv(func, target):
     if k is None or len(k.reductions()) != 1:
         return None
     c = C.contraction(k, k.reductions()[0])
-    if c is None or not is_gemv(c):
+    if c is None or not C.is_gemv(c):
         return None
     sch, block = k.sch, c.block.block_rv
     epilogue = C.inline_epilogue(sch, block)

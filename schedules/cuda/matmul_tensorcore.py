@@ -29,7 +29,7 @@ VECTOR = 8  # fp16 elements per 128-bit load
 
 
 def is_fp16_matmul(c: C.Contraction) -> bool:
-    return not c.axes("window") and c.in_dtype == "float16" and c.out_dtype in ("float16", "float32") \
+    return not c.is_convolution() and c.in_dtype == "float16" and c.out_dtype in ("float16", "float32") \
         and (c.extent("data") or 16) >= 16 and (c.extent("weight") or 16) >= 16
 
 
