@@ -347,6 +347,29 @@ def cmd_peak(args: argparse.Namespace) -> int:
               f"{peak.measurements} measurement(s), last {peak.measured}")
     return 0
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+    from .frontend import load_model, summarize
+
+    feeds = None
+    if args.input:
+        names = [t.name for t in summarize(load_model(args.model, check=False)).inputs]
+        feeds = _parse_inputs(args.input, names)
+    result = check(args.model, options=_options_from(args), feeds=feeds, tolerance=args.tolerance,
+                   seed=args.seed, log=_progress(args.quiet))
+    table = Table(title=f"{result.model} on {result.device} ({result.target_key}) vs onnxruntime (CPU)",
+                  title_justify="left")
+    for col in ("output", "dtype", "shape", "max abs error", "error / scale", "tolerance", ""):
+        table.add_column(col, justify="right" if "error" in col or col == "tolerance" else "left")
+    for o in result.outputs:
+        table.add_row(o.name, o.dtype, str(o.shape), f"{o.max_abs_error:.3g}",
+                      "exact" if o.exact else f"{o.error:.3g}", "0" if o.exact else f"{o.tolerance:g}",
+                      "[green]ok[/]" if o.ok else "[red]MISMATCH[/]")
+    out.print(table)
+    timing = f", {result.latency_ms:.3f} ms a run (median)" if result.latency_ms is not None else ""
+    out.print(f"[bold]{result.verdict}[/]: max error {result.max_error:.3g} of the output's scale{timing}")
+    return 0 if result.ok else 1
+
 
 # ---- entry point ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -375,6 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs, keyed by ONNX output name")
     p.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: all cores)")
     p.set_defaults(func=cmd_run)
+
+    p = command("check", "compile, run on the target's device, compare with onnxruntime (the first command to "
+                         "run on new hardware); exits 1 on a mismatch, 4 if the device is not here")
+    p.add_argument("model", metavar="MODEL.onnx")
+    _add_compile_options(p)
+    p.add_argument("-i", "--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input array (default: random inputs); repeat per input")
+    p.add_argument("--tolerance", type=float, metavar="E",
+                   help="largest error allowed, relative to the output's scale (default: 1e-3 for fp32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_check)
 
     p = command("inspect", "describe an ONNX model (ops, shapes, what dlc cannot import) or a dlc artifact")
     p.add_argument("path", metavar="MODEL.onnx|ARTIFACT.so")

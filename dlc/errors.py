@@ -61,6 +61,12 @@ class CompileError(DlcError):
     exit_code = 3
 
 
+class DeviceError(DlcError):
+    """The device a model was compiled for is not present (e.g. no CUDA GPU), or too old for the code."""
+
+    exit_code = 4
+
+
 class TuneError(DlcError):
     """Tuning could not run (database, RPC tracker, timeout)."""
 

@@ -50,6 +50,35 @@ class DeviceBinary:
     arch: str
     kernels: list[KernelResources]
 
+    def launch_bounds(self) -> dict[str, int]:
+        """Each kernel's ``__launch_bounds__`` (the threads per block TVM bound), by kernel name."""
+        return {m.group(2): int(m.group(1)) for m in _LAUNCH_BOUNDS.finditer(self.source)}
+
+
+# What every arch dlc targets (sm_75 to sm_90) allows: 255 registers a thread, 1024 threads a block, and
+# 48 KB of *static* shared memory a block (TVM declares shared memory statically; more would need dynamic
+# shared memory and an opt-in launch attribute).
+MAX_REGISTERS = 255
+MAX_THREADS = 1024
+MAX_STATIC_SHARED_BYTES = 48 * 1024
+_LAUNCH_BOUNDS = re.compile(r"__global__ void __launch_bounds__\((\d+)\) (\w+)\(")
+
+
+def resource_problems(binary: DeviceBinary) -> list[str]:
+    """Everything in ptxas's report (and the launch bounds) over the architecture's limits, or a spill."""
+    problems = []
+    for k in binary.kernels:
+        if k.registers > MAX_REGISTERS:
+            problems.append(f"{k.name}: {k.registers} registers a thread (at most {MAX_REGISTERS})")
+        if k.shared_bytes > MAX_STATIC_SHARED_BYTES:
+            problems.append(f"{k.name}: {k.shared_bytes} bytes of shared memory (at most {MAX_STATIC_SHARED_BYTES})")
+        if k.spill_stores or k.spill_loads:
+            problems.append(f"{k.name}: spills {k.spill_stores} bytes to local memory, reloads {k.spill_loads}")
+    for name, threads in binary.launch_bounds().items():
+        if threads > MAX_THREADS:
+            problems.append(f"{name}: {threads} threads a block (at most {MAX_THREADS})")
+    return problems
+
 
 def find_nvcc() -> str:
     nvcc = shutil.which("nvcc") or next(
@@ -61,7 +90,8 @@ def find_nvcc() -> str:
 
 _PTXAS_ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\d+\w*)'")
 _PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_PTXAS_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+_PTXAS_USED = re.compile(r"Used (\d+) registers")  # the line may also list barriers, stack size, smem, cmem
+_PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
 
 
 def parse_ptxas(report: str) -> list[KernelResources]:
@@ -75,12 +105,30 @@ def parse_ptxas(report: str) -> list[KernelResources]:
             k.stack_bytes, k.spill_stores, k.spill_loads = map(int, m.groups())
         elif kernels and (m := _PTXAS_USED.search(line)):
             kernels[-1].registers = int(m.group(1))
-            kernels[-1].shared_bytes = int(m.group(2) or 0)
+            smem = _PTXAS_SMEM.search(line)
+            kernels[-1].shared_bytes = int(smem.group(1)) if smem else 0
     return kernels
 
 
 def nvcc_compile(source: str, arch: str) -> DeviceBinary:
-    """CUDA C -> fatbin (SASS for ``arch`` + PTX for newer GPUs), with ptxas's resource report."""
+    """CUDA C -> fatbin (SASS for ``arch`` + PTX for newer GPUs), with ptxas's resource report.
+
+    Given only ``__launch_bounds__(threads)``, ptxas sometimes caps registers to fit as many blocks per SM
+    as it can, and spills (seen at 96 and 112 threads: 32 registers, 12 bytes spilled). Kernels that
+    spill are compiled again with ``__launch_bounds__(threads, 1)``, which lifts that cap for them alone;
+    the others keep ptxas's choice, which favours occupancy.
+    """
+    binary = _nvcc(source, arch)
+    spilled = {k.name for k in binary.kernels if k.spill_stores or k.spill_loads}
+    if not spilled:
+        return binary
+    relaxed = _LAUNCH_BOUNDS.sub(lambda m: m.group(0).replace(f"({m.group(1)})", f"({m.group(1)}, 1)")
+                                 if m.group(2) in spilled else m.group(0), source)
+    retry = _nvcc(relaxed, arch)
+    return DeviceBinary(source, retry.fatbin, arch, retry.kernels)  # the source TVM's module holds, for the swap
+
+
+def _nvcc(source: str, arch: str) -> DeviceBinary:
     num = arch[len("sm_"):]
     with tempfile.TemporaryDirectory(prefix="dlc-nvcc-") as tmp:
         src, out = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.fatbin"
