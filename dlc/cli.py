@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -43,12 +44,16 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _add_compile_options(p: argparse.ArgumentParser) -> None:
-    """One flag per CompileOptions field (see dlc/options.py)."""
+def _add_compile_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per CompileOptions field (see dlc/options.py), except the fields named in ``skip``."""
     for f in CompileOptions.option_fields():
+        if f.name in skip:
+            continue
         m = f.metadata
         kw = {"dest": f.name, "help": m["help"], "metavar": m["metavar"]}
-        if m["repeat"]:
+        if m["action"]:
+            kw = {"dest": f.name, "help": m["help"], "action": m["action"]}
+        elif m["repeat"]:
             kw["action"] = "append"
         if m["choices"]:
             kw["choices"] = m["choices"]
@@ -58,7 +63,7 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
 def _options_from(args: argparse.Namespace) -> CompileOptions:
     values = {}
     for f in CompileOptions.option_fields():
-        raw = getattr(args, f.name)
+        raw = getattr(args, f.name, None)
         if raw is None:
             continue
         parse = f.metadata["parse"]
@@ -211,6 +216,87 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from . import tune
+    from .tune import provenance
+    from .tune.report import LiveProgress, plot_curve, results_table
+
+    options = _options_from(args)
+    rpc = tune.RPCSettings.parse(args.rpc_tracker, args.rpc_key, args.timeout) if args.rpc_tracker else None
+    if args.rpc_key and not args.rpc_tracker:
+        raise DlcError("--rpc-key needs --rpc-tracker HOST:PORT")
+    config = tune.TuneConfig(trials=args.trials, db=args.db, tasks=args.tasks, rpc=rpc, timeout=args.timeout,
+                             batch=args.batch, population=args.population, seed=args.seed)
+    report = tune.tune(args.model, options, config, progress=LiveProgress(err), log=_progress(args.quiet))
+    out.print(results_table(report))
+    command = "dlc " + shlex.join(args.argv)
+    provenance.append(tune.TuningDatabase(report.folder, report.key),
+                      provenance.entry(report, command, args.model, _jsonable_options(options)))
+    if args.plot != "none":
+        plot = Path(args.plot or f"{Path(args.model).stem}.{report.key}.tuning.png")
+        err.print(f"tuning curve: {plot_curve(report, plot)}")
+    err.print(f"records: {report.folder}" + (" (interrupted: rerun the same command to resume)"
+                                              if report.interrupted else ""))
+    return 130 if report.interrupted else 0
+
+
+def _jsonable_options(options: CompileOptions) -> dict:
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(options), default=list))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from .tune import dbtools
+
+    root = args.db or str(_shipped_logs())
+    if args.db_command == "stats":
+        rows = dbtools.stats(root, args.target)
+        if args.json:
+            out.print_json(json.dumps(rows))
+            return 0
+        table = Table(title=f"tuning databases in {root}", title_justify="left")
+        for col in ("target key", "workloads", "records", "valid", "failed", "baselines", "corrupt lines",
+                    "other targets", "rehashed", "runs", "last run"):
+            table.add_column(col)
+        for r in rows:
+            key = r["key"] + (" (this machine)" if r["this_machine"] else "")
+            table.add_row(key, *(str(r[k]) for k in ("workloads", "records", "valid", "failed", "baselines",
+                                                     "corrupt_lines", "foreign_target", "rehashed", "runs",
+                                                     "last_run")))
+        out.print(table)
+    elif args.db_command == "list":
+        rows = dbtools.list_workloads(root, args.target)
+        if args.json:
+            out.print_json(json.dumps(rows))
+            return 0
+        table = Table(title=f"workloads in {root}", title_justify="left")
+        for col in ("target key", "#", "blocks", "shapes", "records", "best us", "GFLOP/s", "untuned us"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["key"], str(r["workload"]), r["blocks"], " ".join("x".join(map(str, s)) for s in r["shapes"]),
+                          str(r["records"]), f"{r['best_us']:,.1f}" if r["best_us"] else "-",
+                          f"{r['gflops']:.1f}" if r["gflops"] else "-",
+                          f"{r['baseline_us']:,.1f} {r['baseline']}" if r["baseline_us"] else "-")
+        out.print(table)
+    elif args.db_command == "merge":
+        for key, n in dbtools.merge(args.sources, root).items():
+            err.print(f"{key}: {n} records added to {root}")
+    elif args.db_command == "prune":
+        for key, n in dbtools.prune(root, args.top, args.target).items():
+            err.print(f"{key}: dropped {n} records, kept the {args.top} best per workload")
+    elif args.db_command == "export":
+        for path in dbtools.export(root, args.out, args.top, args.target):
+            err.print(f"exported {path}")
+    return 0
+
+
+def _shipped_logs() -> Path:
+    from ._builtin import tuning_logs_dir
+
+    return tuning_logs_dir()
+
+
 # ---- entry point ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlc", description="Compile ONNX models to native code with TVM.")
@@ -243,11 +329,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="MODEL.onnx|ARTIFACT.so")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
+
+    p = command("tune", "tune a model's kernels with MetaSchedule into a tuning database (see README, Tuning)")
+    p.add_argument("model", metavar="MODEL.onnx")
+    _add_compile_options(p, skip=("tuning_db", "tuning_dbs"))
+    p.add_argument("--trials", type=int, default=64, metavar="N", help="measured candidates per kernel (default 64)")
+    p.add_argument("--db", metavar="DIR", help="database root; records go to DIR/<target key>/ "
+                   "(default: the shipped tuning_logs/)")
+    p.add_argument("--tasks", metavar="PATTERN", help="only kernels whose name matches this glob (or re:REGEX)")
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on the machine behind this TVM RPC tracker")
+    p.add_argument("--rpc-key", metavar="KEY", help="the key the RPC server registered with")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds allowed per build, per measurement and per RPC step (default 60)")
+    p.add_argument("--batch", type=int, default=32, metavar="N", help="candidates per search round (default 32)")
+    p.add_argument("--population", type=int, default=512, metavar="N",
+                   help="evolutionary search population (default 512)")
+    p.add_argument("--seed", type=int, metavar="N", help="seed the search (default: random)")
+    p.add_argument("--plot", metavar="FILE.png", help="tuning-curve PNG (default MODEL.<key>.tuning.png; 'none': no plot)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_tune)
+
+    p = command("db", "inspect and maintain tuning databases")
+    dbs = p.add_subparsers(dest="db_command", required=True)
+    for name, help in (("stats", "per target key: workloads, records, failed and corrupt lines, runs"),
+                       ("list", "one row per workload: blocks, shapes, records, best latency"),
+                       ("merge", "add the records of other databases (no duplicates)"),
+                       ("prune", "keep the K fastest records per workload"),
+                       ("export", "write a clean copy: the K best records per workload, renumbered")):
+        q = dbs.add_parser(name, help=help, description=help)
+        q.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+        q.add_argument("--db", metavar="DIR", help="database root (default: the shipped tuning_logs/)")
+        if name in ("stats", "list", "prune", "export"):
+            q.add_argument("--target", metavar="T", help="only this target's records (e.g. llvm, cuda:sm_80)")
+        if name in ("stats", "list"):
+            q.add_argument("--json", action="store_true", help="machine-readable output")
+        if name in ("prune", "export"):
+            q.add_argument("--top", type=int, default=1, metavar="K", help="records kept per workload (default 1)")
+        if name == "merge":
+            q.add_argument("sources", nargs="+", metavar="SRC", help="database roots to merge into --db")
+        if name == "export":
+            q.add_argument("out", metavar="OUT", help="directory to write OUT/<target key>/ into")
+        q.set_defaults(func=cmd_db)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return args.func(args)
     except DlcError as e:

@@ -95,9 +95,13 @@ class Pipeline:
         seq = backend.dataflow_lower_passes(self.target) + backend.finalize_passes(self.target)
         return tvm.transform.Sequential(seq)(mod)
 
-    def run(self, mod: tvm.IRModule) -> tvm.IRModule:
+    def run(self, mod: tvm.IRModule, until: str | None = None) -> tvm.IRModule:
+        """Apply the phases in order; with ``until``, stop after that phase (``dlc tune`` stops after fuse)."""
+        phases = self.phases()
+        if until is not None and until not in [p.name for p in phases]:
+            raise DlcError(f"no pipeline phase {until!r} (phases: {', '.join(p.name for p in phases)})")
         self._dump(0, "import", mod)
-        for i, phase in enumerate(self.phases(), start=1):
+        for i, phase in enumerate(phases, start=1):
             self.log(f"{phase.name}: {', '.join(phase.passes) or phase.name}")
             t0 = time.perf_counter()
             try:
@@ -110,6 +114,8 @@ class Pipeline:
                 raise CompileError(f"phase {phase.name!r} failed: {first}") from e
             self.timings[phase.name] = time.perf_counter() - t0
             self._dump(i, phase.name, mod)
+            if phase.name == until:
+                break
         return mod
 
     def _dump(self, index: int, name: str, mod: tvm.IRModule) -> None:
