@@ -233,9 +233,9 @@ class TuningDatabase:
     # ---- opening ----------------------------------------------------------------------------------------
     @classmethod
     def open(cls, root: str | os.PathLike, target: Target, *, create: bool = False) -> TuningDatabase:
-        """The database for ``target`` under ``root`` (``root/<key>``; ``root`` itself if it holds the files)."""
+        """The database for ``target`` under ``root``: ``root/<key>`` (or ``root`` if it is that key's folder)."""
         root, key = Path(root), target_key(target)
-        folder = root if (root / WORKLOAD_FILE).exists() and not (root / key).is_dir() else root / key
+        folder = root if root.name == key else root / key
         if create:
             try:
                 folder.mkdir(parents=True, exist_ok=True)

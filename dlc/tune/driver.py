@@ -43,6 +43,7 @@ from ..schedule.apply import untuned_schedule
 from ..target import host_cpu_count, is_cuda, target_json
 from .database import MetaScheduleDatabase, StoredWorkload, TuningDatabase
 from .measure import (
+    EVALUATOR,
     make_builder,
     make_local_runner,
     measure_module,
@@ -221,7 +222,7 @@ class Tuner:
         if config.runner is not None:
             self.runner, self.what_runs = config.runner, "the given runner"
         elif config.rpc is not None:
-            self.runner = rpc_runner(config.rpc, ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=40))
+            self.runner = rpc_runner(config.rpc, EVALUATOR)
             self.what_runs = f"the RPC server with key {config.rpc.key!r} ({config.rpc.where})"
         else:
             self.runner, self.what_runs = make_local_runner(config.timeout), "this machine"
@@ -254,10 +255,10 @@ class Tuner:
             result.baseline_us = known * 1e6
             return
         secs, error = measure_module(sch.mod, self.target, self.builder, self.runner)
-        if error and error.startswith("build failed"):  # this kernel's problem: the other tasks still run
-            result.status = f"failed: its {label} schedule does not build: {error}"
+        if error and (error.startswith("build failed") or self.what_runs == "this machine"):
+            result.status = f"failed: its {label} schedule: {error}"  # this kernel's problem; the others go on
             return
-        if error:  # nothing will run there either: stop now, with the reason
+        if error:  # a remote runner that cannot run this will not run the others either: stop, with the reason
             raise TuneError(f"{task.name}: measuring its {label} schedule on {self.what_runs}: {error}")
         self.db.commit_baseline(entry, label, fingerprint, secs, target_json(self.target))
         result.baseline_us = sum(secs) / len(secs) * 1e6
@@ -270,13 +271,15 @@ class Tuner:
 
     def search(self, result: TaskResult, signals: _Signals, seed: int) -> None:
         task, remaining = result.task, self.config.trials - result.trials_before
-        logger = logging.getLogger(f"dlc.tune.ms.{len(result.curve)}.{task.name}")
+        logger = logging.getLogger(f"dlc.tune.ms.{task.name}")  # MetaSchedule's per-task log, to a file only
         logger.propagate = False
         logger.setLevel(logging.DEBUG)
-        if not logger.handlers:
-            handler = logging.FileHandler(self.log_dir / f"{task.name}.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            logger.addHandler(handler)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            old.close()
+        handler = logging.FileHandler(self.log_dir / f"{task.name}.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
         ctx = ms.TuneContext(
             mod=task.mod, target=self.target, space_generator="post-order-apply",
             search_strategy=ms.search_strategy.EvolutionarySearch(population_size=self.config.population),
@@ -361,8 +364,13 @@ def tune(model: str | os.PathLike | onnx.ModelProto, options: CompileOptions | N
 def _tune_one(tuner: Tuner, result: TaskResult, signals: _Signals, seed: int) -> None:
     task, db = result.task, tuner.db
     label, _ = _baseline(task, tuner.target)
+    skip = None
     if label.startswith("user:"):
-        result.baseline, result.status = label, f"skipped: {label} schedules it at compile time"
+        skip = f"skipped: {label} schedules it at compile time"
+    elif any(isinstance(d, str) for shape in task.shapes for d in shape):
+        skip = "skipped: symbolic shape (fix it with --input-shape to tune)"
+    if skip:
+        result.baseline, result.status = label, skip
         tuner.progress.task(result)
         return
     entry = db.commit_workload(task.mod)
@@ -373,7 +381,8 @@ def _tune_one(tuner: Tuner, result: TaskResult, signals: _Signals, seed: int) ->
         tuner.progress.batch(result)
         return
     result.trials_before = tuner.previous_trials(result, entry)
-    result.curve.append((result.trials, result.best_us if result.best_us is not None else float("nan")))
+    start = [us for us in (result.best_us, result.baseline_us) if us is not None]
+    result.curve.append((result.trials, min(start) if start else float("nan")))
     if result.trials_before >= tuner.config.trials:
         result.status = "at budget"
         tuner.progress.batch(result)

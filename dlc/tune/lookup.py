@@ -49,6 +49,8 @@ class TunedRecords:
         return min(hits, key=lambda h: h.record.mean_secs, default=None)
 
     def __call__(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
+        if not any(db.records for db in self.databases):
+            return None
         hit = self.best(func)
         if hit is None:
             return None

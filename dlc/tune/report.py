@@ -100,8 +100,9 @@ def plot_curve(report: TuneReport, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in report.results:
-        pts = [(n, r.baseline_us / us) for n, us in r.curve if r.baseline_us and us and not math.isnan(us)]
+    for r in report.results:  # a kernel runs at least as fast as its untuned schedule: that is the floor
+        pts = [(n, r.baseline_us / min(us, r.baseline_us)) for n, us in r.curve
+               if r.baseline_us and us and not math.isnan(us)]
         if pts:
             left.plot(*zip(*pts), marker=".", label=r.task.name[:32])
     left.axhline(1.0, color="gray", lw=0.8, ls="--")
@@ -117,7 +118,7 @@ def plot_curve(report: TuneReport, path: str | os.PathLike) -> Path:
         start = r.curve[0][0] if r.curve else 0
         for n, us in r.curve[1:]:
             if not math.isnan(us):
-                current[id(r)] = us
+                current[id(r)] = min(us, r.baseline_us or us)
             xs.append(offset + n - start)
             ys.append(_total(report, current))
         offset = xs[-1]
@@ -140,7 +141,7 @@ def plot_curve(report: TuneReport, path: str | os.PathLike) -> Path:
 
 def _start(r: TaskResult) -> float:
     if r.curve and not math.isnan(r.curve[0][1]):
-        return r.curve[0][1]
+        return min(r.curve[0][1], r.baseline_us or r.curve[0][1])
     return r.baseline_us or 0.0
 
 

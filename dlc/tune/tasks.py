@@ -1,7 +1,7 @@
 """Tuning tasks: the kernels ``dlc compile`` would build, taken from the same pipeline right after ``fuse``.
 
 A task is one distinct kernel (structurally equal kernels of a model are one task, weighted by how often
-they occur). Its *workload* is the kernel as MetaSchedule stores it: the PrimFunc alone in an IRModule under
+the model calls them). Its *workload* is the kernel as MetaSchedule stores it: the PrimFunc alone in an IRModule under
 the name ``main``, with ``global_symbol = "main"``; ``workload_module`` is the one place that makes it, for
 the tuner and for the compile-time lookup alike, so both sides agree on what "the same kernel" is.
 """
@@ -13,12 +13,12 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import onnx
 import tvm
 import tvm_ffi
-from tvm import s_tir, tirx
+from tvm import relax, s_tir, tirx
 from tvm.target import Target
 
 from ..errors import DlcError
@@ -44,8 +44,7 @@ class Task:
     blocks: str
     shapes: list[list[int | str]]
     gflop: float
-    skip: str | None = None  # why it is not tuned (a user rule takes it at compile time)
-    extra: dict = field(default_factory=dict)
+    calls: int = 1  # how many times the model calls it (all its kernels together)
 
     @property
     def func(self) -> tirx.PrimFunc:
@@ -53,15 +52,31 @@ class Task:
 
     @property
     def weight(self) -> int:
-        return len(self.kernels)
+        return self.calls
 
     @property
     def shape_text(self) -> str:
         return " ".join("x".join(map(str, s)) for s in self.shapes)
 
 
+def _call_counts(mod: tvm.IRModule) -> dict[str, int]:
+    """How often the Relax functions call each PrimFunc (fusion shares one PrimFunc between equal calls)."""
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    counts: dict[str, int] = {}
+
+    def visit(call: relax.Call) -> None:
+        if call.op.same_as(call_tir) and isinstance(call.args[0], tvm.ir.GlobalVar):
+            counts[call.args[0].name_hint] = counts.get(call.args[0].name_hint, 0) + 1
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            tvm_ffi.structural_walk(func.body, [(relax.Call, visit)], order="pre")
+    return counts
+
+
 def kernel_tasks(mod: tvm.IRModule) -> list[Task]:
-    """One task per distinct unscheduled PrimFunc of a fused module, heaviest (weight x GFLOP) first."""
+    """One task per distinct unscheduled PrimFunc of a fused module, heaviest (calls x GFLOP) first."""
+    counts = _call_counts(mod)
     tasks: list[Task] = []
     by_hash: dict[int, list[Task]] = {}
     for gv, func in sorted(mod.functions_items(), key=lambda item: item[0].name_hint):
@@ -72,8 +87,10 @@ def kernel_tasks(mod: tvm.IRModule) -> list[Task]:
         same = next((t for t in by_hash.get(h, []) if tvm_ffi.structural_equal(t.mod, wmod)), None)
         if same is not None:
             same.kernels.append(gv.name_hint)
+            same.calls += counts.get(gv.name_hint, 1)
             continue
-        task = Task(gv.name_hint, [gv.name_hint], wmod, "+".join(_compute_blocks(func)), _shapes(func), _gflop(func))
+        task = Task(gv.name_hint, [gv.name_hint], wmod, "+".join(_compute_blocks(func)), _shapes(func), _gflop(func),
+                    counts.get(gv.name_hint, 1))
         by_hash.setdefault(h, []).append(task)
         tasks.append(task)
     return sorted(tasks, key=lambda t: -t.weight * t.gflop)

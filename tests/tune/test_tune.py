@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import conv_model, ort_run, rand
+from helpers import conv_bn_relu_model, conv_model, ort_run, rand
 
 import dlc
 from dlc.cli import main
@@ -130,6 +130,14 @@ def test_db_commands(tuned, tmp_path, capsys):
 def test_bad_tasks_pattern_and_trials(tiny, tmp_path):
     assert main(["tune", str(tiny), "--tasks", "nothing_like_this*", "--db", str(tmp_path)]) == 1
     assert main(["tune", str(tiny), "--trials", "0", "--db", str(tmp_path)]) == 1
+
+
+def test_symbolic_shapes_are_skipped(tmp_path):
+    model = tmp_path / "dyn.onnx"
+    onnx.save(conv_bn_relu_model(n="N"), model)
+    report = dlc.tune.tune(str(model), config=dlc.tune.TuneConfig(trials=2, db=tmp_path))
+    assert [r.status for r in report.results] == ["skipped: symbolic shape (fix it with --input-shape to tune)"]
+    assert report.trials_run == 0
 
 
 def test_cuda_needs_rpc(tiny, tmp_path, capsys):
