@@ -1,6 +1,7 @@
 """The compilation pipeline, per target, in named phases: read top to bottom, it is what dlc does.
 
-    graph      dlc's graph rewrites on Relax (decompose BN, fold constants, ...)
+    graph      dlc's graph rewrites on Relax: Sum -> adds, BN -> arithmetic folded into conv weights,
+               NCHW -> blocked NCHW[x]c on llvm, constants folded (weights pre-packed)
     legalize   Relax ops -> TensorIR PrimFuncs
     fuse       producer/consumer PrimFuncs -> one kernel each
     schedule   every kernel: user rule > tuned record > hand-written rule > fallback
@@ -37,7 +38,10 @@ class Phase:
 
 
 def graph_passes(target: tvm.target.Target) -> list[str]:
-    return ["decompose-inference", "canonicalize", "fold-constant", "dce"]
+    simplify = ["remove-dropout", "sum-to-add", "decompose-inference", "canonicalize", "fold-constant", "fold-affine"]
+    # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
+    layout = [] if is_cuda(target) else ["layout-nchwc", "fold-constant", "cse"]
+    return [*simplify, *layout, "dce"]
 
 
 def phases(target: tvm.target.Target) -> list[Phase]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,11 @@ class _Importer(ONNXGraphImporter):
 
     def _check_for_unsupported_ops(self, graph):  # done by import_onnx, with node names
         pass
+
+    def _sanitize_name(self, name: str) -> str:
+        # TVM only replaces "."; names like "gpu_0/data_0" then reach CUDA C as parameter names and nvcc
+        # fails. Any character that is not valid in an identifier becomes "_".
+        return super()._sanitize_name(re.sub(r"\W", "_", name) if name else name)
 
     def _convert_operator(self, op_name, inputs, attrs, opset):
         node = attrs.get("tvm_custom", {}).get("name") or "<unnamed>"

@@ -46,9 +46,13 @@ _tvm("canonicalize", "drop trivial bindings and Tuple/TupleGetItem pairs, so fus
 _tvm("fold-constant", "evaluate ops whose inputs are all constants at compile time (TVM)",
      relax.transform.FoldConstant)
 _tvm("dce", "remove bindings and functions nothing uses (TVM)", relax.transform.DeadCodeElimination)
-_tvm("legalize", "Relax ops -> call_tir of TensorIR PrimFuncs (TVM)", relax.transform.LegalizeOps, required=True)
 _tvm("annotate-op-pattern", "tag PrimFuncs injective/reduction/out-ewise-fusable for fusion (TVM)",
      relax.transform.AnnotateTIROpPattern, required=True)
 _tvm("fuse-ops", "group producer/consumer call_tirs into fused functions by op pattern (TVM)",
      relax.transform.FuseOps)
 _tvm("fuse-tir", "turn each fused group into one PrimFunc, one kernel (TVM)", relax.transform.FuseTIR)
+_tvm("cse", "merge identical pure bindings, e.g. two layout_transforms of one tensor (TVM)",
+     relax.transform.EliminateCommonSubexpr)
+
+# dlc's own passes register themselves on import.
+from . import fold_affine, layout_nchwc, legalize, remove_dropout, sum_to_add  # noqa: E402, F401

@@ -18,6 +18,7 @@ from tvm.target import Target
 
 from ..errors import CompileError
 from .registry import ORIGINS, REGISTRY, Rule, load_builtin_rules
+from .utils import NotMine
 
 log = logging.getLogger("dlc.schedule")
 
@@ -68,6 +69,8 @@ def _gflop(func: tirx.PrimFunc) -> float:
 def _try(rule: Rule, func: tirx.PrimFunc, target: Target, report: KernelReport) -> s_tir.Schedule | None:
     try:
         return rule(func, target)
+    except NotMine:
+        return None
     except Exception as e:
         if rule.origin == "user":  # the user's own code: tell them, do not hide it behind another rule
             raise CompileError(f"user schedule rule {rule.name!r} failed on kernel {report.name!r}: "

@@ -1,0 +1,113 @@
+"""Small helpers for writing schedule rules (dlc's own in ``schedules/`` and users' alike).
+
+A rule gets a PrimFunc and returns a scheduled ``tvm.s_tir.Schedule`` or None. Most CPU rules share the same
+moves: find the anchor block, fold its elementwise epilogue into one block computed per output tile, and
+make the remaining loops parallel outside and vectorized inside. Those moves live here.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.schedule import SBlockRV
+
+from ..target import host_cpu_count, vector_lanes
+
+
+class NotMine(Exception):
+    """Raised inside a rule to say "not mine" from deep in a helper; the registry treats it as None."""
+
+
+def block(sch: s_tir.Schedule, name: str) -> SBlockRV | None:
+    """The block called ``name``, or None (``get_sblock`` raises instead)."""
+    try:
+        return sch.get_sblock(name)
+    except Exception:  # ScheduleError / ValueError: not in this function
+        return None
+
+
+def block_names(sch: s_tir.Schedule) -> list[str]:
+    return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+
+
+def extent(sch: s_tir.Schedule, loop) -> int | None:
+    ext = sch.get(loop).extent
+    return int(ext) if isinstance(ext, tirx.IntImm) else None
+
+
+def iter_kinds(sch: s_tir.Schedule, blk: SBlockRV) -> str:
+    """"S"/"R"/"O" per block iterator, e.g. "SSSSSRRRR" for a conv."""
+    kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    return "".join(kinds.get(iv.iter_type, "O") for iv in sch.get(blk).iter_vars)
+
+
+def cores(target) -> int:
+    return int(target.attrs.get("num-cores", host_cpu_count()))
+
+
+def lanes(target, bits: int = 32) -> int:
+    return vector_lanes(target, bits)
+
+
+def largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+def inline_epilogue(sch: s_tir.Schedule, anchor: SBlockRV) -> SBlockRV | None:
+    """Inline every elementwise/injective block after ``anchor`` into the one block writing the output.
+
+    ``conv -> add(bias) -> add(residual) -> relu`` becomes ``conv -> relu(conv + bias + residual)``, and a GELU
+    (which reads its input twice) becomes one block too: a single epilogue that a rule computes per output
+    tile of the anchor, so the anchor's result never goes to memory. Blocks that feed the anchor (padding)
+    are left alone. Returns the epilogue block, or None when the anchor itself writes the output.
+    """
+    producers = {sch.get(b).name_hint for b in sch.get_producers(anchor)}
+    progress = True
+    while progress:
+        progress = False
+        for blk in sch.get_child_blocks(sch.get_sblock("root")):
+            name = sch.get(blk).name_hint
+            if name == sch.get(anchor).name_hint or name in producers:
+                continue
+            try:
+                sch.compute_inline(blk)  # refuses output blocks and reductions
+                progress = True
+                break
+            except s_tir.ScheduleError:
+                continue
+    consumers = sch.get_consumers(anchor)
+    if len(consumers) > 1:
+        raise NotMine("the anchor's result feeds several outputs")
+    return consumers[0] if consumers else None
+
+
+def parallel_vectorize(sch: s_tir.Schedule, blk: SBlockRV, target, *, min_work: int | None = None) -> None:
+    """Fuse the leading loops of a spatial block until there is enough parallel work, parallelize them,
+    and vectorize the innermost loop when its extent is a multiple of a power of two."""
+    loops = sch.get_loops(blk)
+    if not loops:
+        return
+    v = lanes(target)
+    inner = extent(sch, loops[-1])
+    if inner is not None and inner > 1:
+        factor = largest_pow2_divisor(inner, v)
+        if factor > 1:
+            if factor < inner:
+                outer, vec = sch.split(loops[-1], [None, factor])
+                loops = [*loops[:-1], outer, vec]
+            sch.vectorize(loops[-1])
+            loops = loops[:-1]
+    if not loops:
+        return
+    need = min_work or 8 * cores(target)
+    n, work = 0, 1
+    while n < len(loops) and work < need:
+        work *= extent(sch, loops[n]) or need
+        n += 1
+    sch.parallel(sch.fuse(*loops[:n]) if n > 1 else loops[0])
+
+
+def largest_pow2_divisor(n: int, at_most: int) -> int:
+    f = 1
+    while f * 2 <= at_most and n % (f * 2) == 0:
+        f *= 2
+    return f
