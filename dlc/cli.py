@@ -218,7 +218,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from . import tune
-    from .tune import provenance
     from .tune.report import LiveProgress, plot_curve, results_table
 
     options = _options_from(args)
@@ -227,23 +226,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise DlcError("--rpc-key needs --rpc-tracker HOST:PORT")
     config = tune.TuneConfig(trials=args.trials, db=args.db, tasks=args.tasks, rpc=rpc, timeout=args.timeout,
                              batch=args.batch, population=args.population, seed=args.seed)
-    report = tune.tune(args.model, options, config, progress=LiveProgress(err), log=_progress(args.quiet))
+    report = tune.tune(args.model, options, config, progress=LiveProgress(err), log=_progress(args.quiet),
+                       command="dlc " + shlex.join(args.argv))
     out.print(results_table(report))
-    command = "dlc " + shlex.join(args.argv)
-    provenance.append(tune.TuningDatabase(report.folder, report.key),
-                      provenance.entry(report, command, args.model, _jsonable_options(options)))
     if args.plot != "none":
         plot = Path(args.plot or f"{Path(args.model).stem}.{report.key}.tuning.png")
         err.print(f"tuning curve: {plot_curve(report, plot)}")
     err.print(f"records: {report.folder}" + (" (interrupted: rerun the same command to resume)"
                                               if report.interrupted else ""))
-    return 130 if report.interrupted else 0
-
-
-def _jsonable_options(options: CompileOptions) -> dict:
-    import dataclasses
-
-    return json.loads(json.dumps(dataclasses.asdict(options), default=list))
+    if report.interrupted:
+        return 130
+    tried = [r for r in report.results if not r.status.startswith("skipped")]
+    return 1 if tried and all(r.status.startswith("failed") for r in tried) else 0
 
 
 def cmd_db(args: argparse.Namespace) -> int:

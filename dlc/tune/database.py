@@ -195,10 +195,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for a moment, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` by ``text``: readers see the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; these files are shared and shipped
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -207,6 +220,30 @@ def write_atomic(path: Path, text: str) -> None:
         _fsync_dir(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+class _FolderLock:
+    """The writers' lock of a database folder (``.dlc.lock``); re-entrant within a process."""
+
+    def __init__(self, folder: Path, timeout: float):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.timeout = folder, timeout
+        self.lock = filelock.FileLock(str(folder / LOCK_FILE), timeout=timeout)
+
+    def __enter__(self):
+        try:
+            self.lock.acquire()
+        except filelock.Timeout:
+            raise TuneError(f"the tuning database is locked by another process for over {self.timeout:.0f}s",
+                            where=str(self.folder)) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
+
+
+def folder_lock(folder: str | os.PathLike, timeout: float = 120.0) -> _FolderLock:
+    return _FolderLock(Path(folder), timeout)
 
 
 class TuningDatabase:
@@ -227,7 +264,7 @@ class TuningDatabase:
         self._by_workload: dict[int, list[StoredRecord]] = {}
         self._baselines_of: dict[int, list[Baseline]] = {}
         self._wcur, self._rcur, self._bcur = _FileCursor(), _FileCursor(), _FileCursor()
-        self._lock: filelock.FileLock | None = None
+        self._lock: _FolderLock | None = None
         self.refresh()
 
     # ---- opening ----------------------------------------------------------------------------------------
@@ -255,19 +292,10 @@ class TuningDatabase:
     def baseline_path(self) -> Path:
         return self.folder / BASELINE_FILE
 
-    def lock(self) -> filelock.FileLock:
-        """The writers' lock (re-entrant within this process)."""
-        if self._lock is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = filelock.FileLock(str(self.folder / LOCK_FILE), timeout=self.lock_timeout)
-        return self._lock
-
     def _locked(self):
-        try:
-            return self.lock().acquire()
-        except filelock.Timeout:
-            raise TuneError(f"the tuning database is locked by another process for over {self.lock_timeout:.0f}s",
-                            where=str(self.folder)) from None
+        if self._lock is None:
+            self._lock = folder_lock(self.folder, self.lock_timeout)
+        return self._lock
 
     # ---- reading ----------------------------------------------------------------------------------------
     def _problem(self, path: Path, index: int, why: str) -> None:

@@ -110,7 +110,7 @@ def _merge_provenance(src: Path, out: TuningDatabase) -> None:
     known = {(r.get("date"), r.get("command")) for r in have}
     for run in runs:
         if (run.get("date"), run.get("command")) not in known:
-            provenance.append(out, run)
+            provenance.append(out.folder, out.key, run)
 
 
 def _keep(db: TuningDatabase, top: int) -> list[StoredRecord]:

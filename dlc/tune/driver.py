@@ -19,6 +19,8 @@ loads (see ``database.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -41,6 +43,7 @@ from ..errors import DlcError, TuneError
 from ..options import CompileOptions
 from ..schedule.apply import untuned_schedule
 from ..target import host_cpu_count, is_cuda, target_json
+from . import provenance
 from .database import MetaScheduleDatabase, StoredWorkload, TuningDatabase
 from .measure import (
     EVALUATOR,
@@ -113,6 +116,7 @@ class TuneReport:
     results: list[TaskResult]
     seconds: float = 0.0
     interrupted: bool = False
+    error: str | None = None  # why the run stopped early, if it did not finish
     threads: int = 1
 
     @property
@@ -176,6 +180,10 @@ class _Watch(ms.measure_callback.PyMeasureCallback):
         self.error: TuneError | None = None
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        if not measure_candidates:
+            if self.signals.requested:
+                raise _Stop
+            return
         r = self.result
         built = 0
         run_errors = []
@@ -313,8 +321,10 @@ class Tuner:
 
 def tune(model: str | os.PathLike | onnx.ModelProto, options: CompileOptions | None = None,
          config: TuneConfig | None = None, *, progress: Progress | None = None,
-         log: Callable[[str], None] | None = None) -> TuneReport:
-    """Tune the kernels of ``model`` (as ``dlc.compile(model, options=options)`` builds them)."""
+         log: Callable[[str], None] | None = None, command: str | None = None) -> TuneReport:
+    """Tune the kernels of ``model`` (as ``dlc.compile(model, options=options)`` builds them).
+
+    The run is recorded in the database's provenance (``command``: how to redo it; default: this call)."""
     options = options or CompileOptions()
     config = config or TuneConfig()
     progress = progress or Progress()
@@ -350,14 +360,23 @@ def tune(model: str | os.PathLike | onnx.ModelProto, options: CompileOptions | N
                 _tune_one(tuner, result, signals, seed)
     except KeyboardInterrupt:
         report.interrupted = True
-        for r in report.results:
-            if r.status == "pending":
-                r.status = "interrupted"
+    except Exception as e:  # recorded in the provenance (the records so far are on disk), then raised
+        report.error = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise
     finally:
         tuner.close()
         report.seconds = time.perf_counter() - t0
         report.interrupted = report.interrupted or signals.requested
-    progress.finish(report)
+        for r in report.results:
+            if r.status == "pending":
+                r.status = "interrupted" if report.interrupted else "stopped"
+        progress.finish(report)
+        if command is None:
+            command = (f"dlc.tune.tune({str(model)!r}, options={options!r}, "
+                       f"config={dataclasses.replace(config, runner=None)!r})")
+        provenance.append(db.folder, db.key, provenance.entry(
+            report, command, None if isinstance(model, onnx.ModelProto) else str(model),
+            json.loads(json.dumps(dataclasses.asdict(options), default=list))))
     return report
 
 

@@ -14,11 +14,14 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..target import describe, host_cpu_name
 from ..version import versions
-from .database import TuningDatabase, write_atomic
-from .driver import TuneReport
+from .database import folder_lock, write_atomic
+
+if TYPE_CHECKING:
+    from .driver import TuneReport
 
 FILE = "provenance.json"
 MARKDOWN = "PROVENANCE.md"
@@ -72,6 +75,7 @@ def entry(report: TuneReport, command: str, model_path: str | None, options: dic
         "trials_run": report.trials_run,
         "seconds": round(report.seconds, 1),
         "interrupted": report.interrupted,
+        "error": report.error,
         "versions": {**versions(), "xgboost": v("xgboost-cpu") if v("xgboost-cpu") != "unknown" else v("xgboost"),
                      "dlc_commit": dlc_commit()},
         "tasks": [{"kernel": r.task.name, "kernels": r.task.kernels, "workload": r.workload,
@@ -85,10 +89,10 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-def append(db: TuningDatabase, item: dict) -> Path:
+def append(folder: Path, key: str, item: dict) -> Path:
     """Add ``item`` to the folder's provenance (under the database lock, atomically)."""
-    path = db.folder / FILE
-    with db.lock():
+    path = folder / FILE
+    with folder_lock(folder):
         runs = []
         if path.exists():
             try:
@@ -97,7 +101,7 @@ def append(db: TuningDatabase, item: dict) -> Path:
                 runs = []  # never lose the run because an old file is damaged; the records stay valid
         runs.append(item)
         write_atomic(path, json.dumps(runs, indent=1) + "\n")
-        write_atomic(db.folder / MARKDOWN, markdown(db.key, runs))
+        write_atomic(folder / MARKDOWN, markdown(key, runs))
     return path
 
 
