@@ -38,7 +38,9 @@ class Phase:
 
 
 def graph_passes(target: tvm.target.Target) -> list[str]:
-    simplify = ["remove-dropout", "sum-to-add", "decompose-inference", "canonicalize", "fold-constant", "fold-affine"]
+    simplify = ["remove-dropout", "sum-to-add", "decompose-inference", "canonicalize", "fold-constant", "fold-affine",
+                # libm's exp/erf/tanh are scalar calls: ~20 ns per element, the bulk of a softmax or GELU.
+                "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
     layout = [] if is_cuda(target) else ["layout-nchwc", "fold-constant", "cse"]
     return [*simplify, *layout, "dce"]

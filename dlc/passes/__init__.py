@@ -54,5 +54,8 @@ _tvm("fuse-tir", "turn each fused group into one PrimFunc, one kernel (TVM)", re
 _tvm("cse", "merge identical pure bindings, e.g. two layout_transforms of one tensor (TVM)",
      relax.transform.EliminateCommonSubexpr)
 
+_tvm("fast-math", "exp/erf/tanh/softmax -> vectorizable polynomial versions (TVM's; ~1e-7 relative error)",
+     relax.transform.FastMathTransform)
+
 # dlc's own passes register themselves on import.
 from . import fold_affine, layout_nchwc, legalize, remove_dropout, sum_to_add  # noqa: E402, F401

@@ -16,55 +16,8 @@ from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base import try_inline
 from tvm.target import Target
 
-from ..target import host_cpu_count, vector_lanes
 from .registry import REGISTRY
-
-
-def _extent(sch: s_tir.Schedule, loop) -> int | None:
-    ext = sch.get(loop).extent
-    return int(ext) if isinstance(ext, tirx.IntImm) else None
-
-
-def _vector_factor(extent: int | None, lanes: int) -> int:
-    """Largest power of two <= lanes that divides extent (1 = do not vectorize)."""
-    if extent is None:
-        return 1
-    f = lanes
-    while f > 1 and extent % f:
-        f //= 2
-    return f
-
-
-def schedule_block_cpu(sch: s_tir.Schedule, block, kinds: str, lanes: int, cores: int) -> None:
-    """Parallel outer spatial loops + vectorized innermost spatial loop for one block."""
-    loops = sch.get_loops(block)
-    if len(loops) != len(kinds) or "O" in kinds:
-        return
-    spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
-    reduce = [lp for lp, k in zip(loops, kinds) if k == "R"]
-    if not spatial:
-        spatial = [sch.add_unit_loop(block)]
-    sch.reorder(*spatial, *reduce)
-    vec = None
-    factor = _vector_factor(_extent(sch, spatial[-1]), lanes)
-    if factor > 1:
-        outer, vec = sch.split(spatial[-1], [None, factor])
-        spatial = [*spatial[:-1], outer]
-    # Fuse leading spatial loops until there is enough parallel work for every core several times over.
-    n, work = 0, 1
-    while n < len(spatial) and work < 8 * cores:
-        work *= _extent(sch, spatial[n]) or 8 * cores
-        n += 1
-    par = sch.fuse(*spatial[:n]) if n > 1 else spatial[0]
-    sch.parallel(par)
-    if vec is not None:
-        if reduce:
-            sch.reorder(*spatial[n:], *reduce, vec)
-        sch.vectorize(vec)
-    if reduce:
-        init = sch.decompose_reduction(block, reduce[0])  # after vectorize: see notes/tvm-0.27.md §4
-        if vec is not None:
-            sch.vectorize(sch.get_loops(init)[-1])
+from .utils import spatial_outside_vector_inside
 
 
 def cpu_fallback(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
@@ -72,10 +25,9 @@ def cpu_fallback(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
     infos = normalize_prim_func(sch)
     if infos is None:
         return None
-    lanes, cores = vector_lanes(target), int(target.attrs.get("num-cores", host_cpu_count()))
     for info in try_inline(sch, infos):
         try:
-            schedule_block_cpu(sch, info.block_rv, info.dom_kind(), lanes, cores)
+            spatial_outside_vector_inside(sch, info.block_rv, target)
         except s_tir.ScheduleError:
             continue  # leave this block as it is; the others still get scheduled
     return sch

@@ -7,10 +7,13 @@ make the remaining loops parallel outside and vectorized inside. Those moves liv
 
 from __future__ import annotations
 
+import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
 from ..target import host_cpu_count, vector_lanes
+
+_get_sblock_realize = tvm_ffi.get_global_func("s_tir.schedule.GetSBlockRealize")
 
 
 class NotMine(Exception):
@@ -38,6 +41,24 @@ def iter_kinds(sch: s_tir.Schedule, blk: SBlockRV) -> str:
     """"S"/"R"/"O" per block iterator, e.g. "SSSSSRRRR" for a conv."""
     kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
     return "".join(kinds.get(iv.iter_type, "O") for iv in sch.get(blk).iter_vars)
+
+
+def loop_kinds(sch: s_tir.Schedule, blk: SBlockRV) -> list[str]:
+    """For each loop around ``blk``: "S" if it drives a spatial iterator, "R" a reduction one, "-" neither.
+
+    Unlike ``iter_kinds`` this stays right after ``compute_at`` and splits, which change the loops.
+    """
+    kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    realize = _get_sblock_realize(sch, blk)
+    used: dict = {}
+    for iv, value in zip(sch.get(blk).iter_vars, realize.iter_values):
+        kind = kinds.get(iv.iter_type, "O")
+        tvm_ffi.structural_walk(value, [(tirx.Var, lambda v, k=kind: used.setdefault(v, set()).add(k))])
+    out = []
+    for lp in sch.get_loops(blk):
+        ks = used.get(sch.get(lp).loop_var, set())
+        out.append("R" if "R" in ks else "S" if "S" in ks else "-")
+    return out
 
 
 def cores(target) -> int:
@@ -111,3 +132,37 @@ def largest_pow2_divisor(n: int, at_most: int) -> int:
     while f * 2 <= at_most and n % (f * 2) == 0:
         f *= 2
     return f
+
+
+def spatial_outside_vector_inside(sch: s_tir.Schedule, blk: SBlockRV, target) -> None:
+    """The generic CPU block schedule: spatial loops outside the reductions, the innermost spatial loop
+    vectorized *inside* them (each reduction step is one vector op), the leading spatial loops fused and
+    parallel. Works for any block, spatial or reduction."""
+    kinds = iter_kinds(sch, blk)
+    loops = sch.get_loops(blk)
+    if len(loops) != len(kinds) or "O" in kinds:
+        return
+    spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
+    reduce = [lp for lp, k in zip(loops, kinds) if k == "R"]
+    if not spatial:
+        spatial = [sch.add_unit_loop(blk)]
+    sch.reorder(*spatial, *reduce)
+    vec = None
+    inner = extent(sch, spatial[-1])
+    factor = largest_pow2_divisor(inner, lanes(target)) if inner else 1
+    if factor > 1:
+        outer, vec = sch.split(spatial[-1], [None, factor])
+        spatial = [*spatial[:-1], outer]
+    need, n, work = 8 * cores(target), 0, 1
+    while n < len(spatial) and work < need:
+        work *= extent(sch, spatial[n]) or need
+        n += 1
+    sch.parallel(sch.fuse(*spatial[:n]) if n > 1 else spatial[0])
+    if vec is not None:
+        if reduce:
+            sch.reorder(*spatial[n:], *reduce, vec)
+        sch.vectorize(vec)
+    if reduce:
+        init = sch.decompose_reduction(blk, reduce[0])  # after vectorize: see notes/tvm-0.27.md §4
+        if vec is not None:
+            sch.vectorize(sch.get_loops(init)[-1])

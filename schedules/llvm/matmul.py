@@ -3,7 +3,7 @@
 Gemm's constant weight reaches this kernel already transposed to ``[K, N]`` (``fold-constant``), so for each
 ``k`` a row of B is contiguous along N: the microkernel holds ``m_tile x n_vectors`` accumulators, and per
 ``k`` loads ``n_vectors`` vectors of B and broadcasts ``m_tile`` scalars of A. Parallel tasks are
-(batch, M tile, N tile). With M = 1 (batch-1 dense) it is a GEMV bound by reading B once: wide N tiles,
+(batch, N tile, M tile). With M = 1 (batch-1 dense) it is a GEMV bound by reading B once: wide N tiles,
 split over the cores.
 """
 
@@ -48,8 +48,10 @@ def matmul(func, target):
 
     i_o, i_i = sch.split(i, [None, m_tile])
     j_o, j_v, j_l = sch.split(j, [None, n_vectors, vec])
-    sch.reorder(*batch, i_o, j_o, k, i_i, j_v, j_l)
-    tile = sch.fuse(*batch, i_o, j_o)  # one parallel task per (batch, M tile, N tile)
+    # N tiles outermost: a thread's consecutive tasks share one K x (n_vectors * vec) panel of B, which stays
+    # in L2 while the thread walks down the rows of A.
+    sch.reorder(*batch, j_o, i_o, k, i_i, j_v, j_l)
+    tile = sch.fuse(*batch, j_o, i_o)  # one parallel task per (batch, N tile, M tile)
     sch.parallel(tile)
     if epilogue is None:
         epilogue = sch.cache_write(mm, 0, "local")

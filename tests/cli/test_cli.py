@@ -44,7 +44,7 @@ def test_run_single_input_without_name(artifact, tmp_path):
 def test_explain_lists_kernels(model_path, tmp_path, capsys):
     assert main(["compile", str(model_path), "-o", str(tmp_path / "m.so"), "--explain", "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "fused_conv2d" in printed and "fallback:generic" in printed
+    assert "fused_conv2d_nchwc" in printed and "hand:conv2d_nchwc" in printed
 
 
 def test_inspect_model_and_artifact(model_path, artifact, capsys):

@@ -1,0 +1,83 @@
+"""Row-wise reductions and what surrounds them: softmax, layer norm, mean/sum/max, pooling.
+
+One parallel loop over the output's leading axes ("rows"); every block is computed inside it for its own
+row, so a softmax reads its row from memory once and the row stays in L1 through max, exp, sum and divide.
+Each block then gets the generic treatment (innermost spatial loop vectorized inside its reductions).
+Pooling's padding is inlined into the pooling reduction.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir
+
+from dlc.schedule import rule
+from dlc.schedule.utils import NotMine, cores, extent, iter_kinds, lanes, largest_pow2_divisor, loop_kinds
+
+
+def _row_loops(sch: s_tir.Schedule, out, target):
+    """The leading spatial loops of the output block to fuse into the parallel row loop."""
+    loops = sch.get_loops(out)
+    kinds = iter_kinds(sch, out)
+    spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
+    if "R" in kinds:  # the output block is itself a reduction (max pool, sum): keep the last spatial loop
+        rows = spatial[:-1] if len(spatial) > 1 else spatial
+    else:
+        rows = spatial[:-1]
+    n, work = 0, 1
+    while n < len(rows) and work < 8 * cores(target):
+        work *= extent(sch, rows[n]) or 1
+        n += 1
+    return rows[: max(n, 1)]
+
+
+def _vectorize_block(sch: s_tir.Schedule, blk, row, target) -> None:
+    loops = sch.get_loops(blk)
+    below = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(sch.get(row))) + 1
+    own = list(zip(loops[below:], loop_kinds(sch, blk)[below:]))
+    spatial = [lp for lp, k in own if k == "S" and (extent(sch, lp) or 1) > 1]
+    reduce = [lp for lp, k in own if k == "R"]
+    if not spatial:
+        return
+    inner = spatial[-1]
+    factor = largest_pow2_divisor(extent(sch, inner) or 1, lanes(target))
+    if factor <= 1:
+        return
+    _, vec = sch.split(inner, [None, factor])
+    if reduce:
+        sch.reorder(*reduce, vec)
+    sch.vectorize(vec)
+    if reduce:
+        init = sch.decompose_reduction(blk, reduce[0])
+        sch.vectorize(sch.get_loops(init)[-1])
+
+
+@rule("llvm", name="reduction", order=40)
+def reduction(func, target):
+    sch = s_tir.Schedule(func)
+    root = sch.get_sblock("root")
+    blocks = sch.get_child_blocks(root)
+    if not any("R" in iter_kinds(sch, b) for b in blocks):
+        return None
+    # Padding and other injective producers fold into their consumers.
+    for blk in blocks[:-1]:
+        if "R" not in iter_kinds(sch, blk):
+            try:
+                sch.compute_inline(blk)
+            except s_tir.ScheduleError:
+                pass
+    blocks = sch.get_child_blocks(root)
+    out = blocks[-1]
+    rows = _row_loops(sch, out, target)
+    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    sch.parallel(row)
+    for blk in reversed(blocks[:-1]):
+        try:
+            sch.compute_at(blk, row)
+        except s_tir.ScheduleError:
+            raise NotMine(f"{sch.get(blk).name_hint} does not fit the row loop") from None
+    for blk in blocks:
+        try:
+            _vectorize_block(sch, blk, row, target)
+        except s_tir.ScheduleError:
+            continue
+    return sch
