@@ -19,6 +19,7 @@ from .._builtin import tuning_logs_dir
 from ..errors import DlcError
 from ..options import CompileOptions
 from ..schedule.apply import untuned_schedule
+from ..target import target_key
 from .database import RECORD_FILE, WORKLOAD_FILE, StoredRecord, TuningDatabase, key_folders
 from .tasks import schedule_fingerprint, workload_module
 
@@ -97,29 +98,23 @@ def open_tuning_records(target: Target, options: CompileOptions) -> TunedRecords
         if options.tuning_dbs:
             raise DlcError("--tuning-db and --no-tuning-db contradict each other")
         return None
-    roots: list[tuple[Path, bool]] = [(tuning_logs_dir(), False)]
+    roots = [tuning_logs_dir()]
     for d in options.tuning_dbs:
         path = Path(d)
         if not path.is_dir():
             raise DlcError("no such tuning database directory", where=str(path))
-        roots.append((path, True))
+        roots.append(path)
     databases, seen = [], set()
-    for root, _given in roots:
+    for root in roots:
         for folder in _folders_for(root, target):
             if folder.resolve() not in seen:
                 seen.add(folder.resolve())
-                databases.append(TuningDatabase(folder, _key(target)))
+                databases.append(TuningDatabase(folder, target_key(target)))
     return TunedRecords(databases)
 
 
-def _key(target: Target) -> str:
-    from ..target import target_key
-
-    return target_key(target)
-
-
 def _folders_for(root: Path, target: Target) -> list[Path]:
-    key = _key(target)
+    key = target_key(target)
     if (root / key / WORKLOAD_FILE).exists():
         return [root / key]
     if (root / WORKLOAD_FILE).exists() and (root / RECORD_FILE).exists():
