@@ -51,8 +51,8 @@ def _add_compile_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ())
             continue
         m = f.metadata
         kw = {"dest": f.name, "help": m["help"], "metavar": m["metavar"]}
-        if m["action"]:
-            kw = {"dest": f.name, "help": m["help"], "action": m["action"]}
+        if m["action"]:  # default None: "not given" stays distinguishable (the field's default applies)
+            kw = {"dest": f.name, "help": m["help"], "action": m["action"], "default": None}
         elif m["repeat"]:
             kw["action"] = "append"
         if m["choices"]:
@@ -244,35 +244,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     from .tune import dbtools
 
     root = args.db or str(_shipped_logs())
-    if args.db_command == "stats":
-        rows = dbtools.stats(root, args.target)
+    if args.db_command in ("stats", "list"):
+        from .tune.report import db_list_table, db_stats_table
+
+        rows = (dbtools.stats if args.db_command == "stats" else dbtools.list_workloads)(root, args.target)
         if args.json:
             out.print_json(json.dumps(rows))
-            return 0
-        table = Table(title=f"tuning databases in {root}", title_justify="left")
-        for col in ("target key", "workloads", "records", "valid", "failed", "baselines", "corrupt lines",
-                    "other targets", "rehashed", "runs", "last run"):
-            table.add_column(col)
-        for r in rows:
-            key = r["key"] + (" (this machine)" if r["this_machine"] else "")
-            table.add_row(key, *(str(r[k]) for k in ("workloads", "records", "valid", "failed", "baselines",
-                                                     "corrupt_lines", "foreign_target", "rehashed", "runs",
-                                                     "last_run")))
-        out.print(table)
-    elif args.db_command == "list":
-        rows = dbtools.list_workloads(root, args.target)
-        if args.json:
-            out.print_json(json.dumps(rows))
-            return 0
-        table = Table(title=f"workloads in {root}", title_justify="left")
-        for col in ("target key", "#", "blocks", "shapes", "records", "best us", "GFLOP/s", "untuned us"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r["key"], str(r["workload"]), r["blocks"], " ".join("x".join(map(str, s)) for s in r["shapes"]),
-                          str(r["records"]), f"{r['best_us']:,.1f}" if r["best_us"] else "-",
-                          f"{r['gflops']:.1f}" if r["gflops"] else "-",
-                          f"{r['baseline_us']:,.1f} {r['baseline']}" if r["baseline_us"] else "-")
-        out.print(table)
+        else:
+            out.print((db_stats_table if args.db_command == "stats" else db_list_table)(rows, root))
     elif args.db_command == "merge":
         for key, n in dbtools.merge(args.sources, root).items():
             err.print(f"{key}: {n} records added to {root}")
@@ -289,6 +268,142 @@ def _shipped_logs() -> Path:
     from ._builtin import tuning_logs_dir
 
     return tuning_logs_dir()
+
+
+def _model_to_measure(args: argparse.Namespace, say: Callable[[str], None]):
+    """(CompiledModel, the ONNX file it came from or None) for ``bench``/``profile``: load or compile."""
+    path = Path(args.model)
+    if path.suffix == ".so":
+        if any(getattr(args, f.name) is not None for f in CompileOptions.option_fields()):
+            raise DlcError(f"compile options (--target, --input-shape, ...) apply to an ONNX model; "
+                           f"{path} is already compiled")
+        model = api.load(path, num_threads=args.threads)
+        from .runtime.bench import find_onnx_for
+
+        source = Path(args.onnx) if getattr(args, "onnx", None) else find_onnx_for(path, model.metadata)
+        if source is not None and not source.is_file():
+            raise InputError("no such ONNX file", where=str(source))
+        return model, source
+    say(f"compiling {path} (give an artifact .so to skip this)")
+    model = api.compile(path, options=_options_from(args), log=say)
+    return model, path
+
+
+def _feeds_for(model, specs: list[str] | None):
+    from .runtime.bench import random_feeds
+
+    return _parse_inputs(specs, [t.name for t in model.inputs]) if specs else random_feeds(model.inputs)
+
+
+def _write_json(path: str, data: dict) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.chmod(0o644)  # mkstemp makes it private; a report is for reading
+
+    _write_atomic(Path(path), write)
+    err.print(f"wrote {path}")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .runtime.bench import bench, describe_state
+
+    say = _progress(args.quiet)
+    model, source = _model_to_measure(args, say)
+    if args.compare and source is None:
+        raise DlcError(f"--compare {args.compare} on an artifact needs the ONNX model it was compiled from: "
+                       "add --onnx MODEL.onnx")
+    result = bench(model, _feeds_for(model, args.input), repeat=args.repeat, warmup=args.warmup,
+                   threads=args.threads, compare=source if args.compare else None, log=say)
+    title = (f"{result.model} on {model.target['key']}, {result.threads} threads, {result.repeat} runs after "
+             f"{result.warmup} warm-up" + (" (interleaved with onnxruntime)" if result.onnxruntime else ""))
+    table = Table(title=title, title_justify="left")
+    for col in ("runtime", "min ms", "median ms", "p90 ms", "GFLOP/s", "% of peak"):
+        table.add_column(col, justify="left" if col == "runtime" else "right")
+    for name, stats in (("dlc", result.dlc), ("onnxruntime", result.onnxruntime)):
+        if stats is None:
+            continue
+        gflops, pct = result.gflops(name), result.percent_of_peak(name)
+        table.add_row(name, f"{stats.min:.3f}", f"{stats.median:.3f}", f"{stats.p90:.3f}",
+                      f"{gflops:.1f}" if gflops else "-", f"{pct:.1f}" if pct else "-")
+    out.print(table)
+    if result.ratio is not None:
+        pr = result.paired_ratio
+        out.print(f"[bold]dlc / onnxruntime = {result.ratio:.3f}[/] (ratio of medians; run by run: median "
+                  f"{pr.median:.3f}, p10-p90 {pr.p10:.3f}-{pr.p90:.3f}); outputs differ by at most "
+                  f"{result.max_abs_diff:.2g}")
+    m = result.machine
+    out.print(f"machine: {m['cpu']}, {m['cores']} cores; {describe_state(result.state)}; "
+              f"{result.gflop:.3f} GFLOP per run; peak {result.peak_gflops or 0:.0f} GFLOP/s; dlc "
+              f"{m['versions']['dlc']}, TVM {m['versions']['tvm']}"
+              + (f", onnxruntime {m['versions']['onnxruntime']}" if result.onnxruntime else ""))
+    if args.json:
+        _write_json(args.json, result.to_json())
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .runtime.bench import describe_state
+    from .runtime.profile import profile
+
+    say = _progress(args.quiet)
+    model, _ = _model_to_measure(args, say)
+    prof = profile(model, _feeds_for(model, args.input), repeat=args.repeat, threads=args.threads, stat=args.stat,
+                   log=say)
+    peak = prof.peak
+    rows = prof.table(args.top)
+    table = Table(title=f"{prof.model} on {prof.target}, {prof.threads} threads: {len(prof.kernels)} kernels, "
+                        f"sorted by time (each call timed in place, {args.stat} of {args.repeat})",
+                  title_justify="left")
+    for col in rows[0] if rows else ():
+        table.add_column(col, justify="left" if col in ("kernel", "op", "shapes", "schedule") else "right",
+                         overflow="fold", no_wrap=col in ("kernel", "schedule"))
+    for r in rows:
+        table.add_row(*r.values())
+    out.print(table)
+    if args.top is not None and len(prof.kernels) > args.top:
+        rest = prof.kernels[args.top:]
+        out.print(f"... {len(rest)} more kernels, {sum(k.percent for k in rest):.1f}% of the kernel time")
+    e2e = prof.end_to_end_ms
+    rate = prof.gflop / (e2e.median / 1e3)
+    out.print(f"end to end {e2e.median:.2f} ms (median of {e2e.n} runs), of which kernels {prof.kernel_ms:.2f} ms "
+              f"(sum of the in-place medians; the rest is the VM: allocation, shape checks, calls); "
+              f"{prof.gflop:.3f} GFLOP, {rate:.1f} GFLOP/s" + (f" = {100 * rate / peak.gflops:.1f}% of peak" if peak else ""))
+    if peak:
+        bw = ", ".join(f"{k} {v:.0f}" for k, v in peak.bandwidth_gbs.items())
+        out.print(f"peak: {peak.gflops:.0f} GFLOP/s FP32 on {peak.threads} threads (FMA kernel), bandwidth GB/s: "
+                  f"{bw} (triad){'' if peak.stable else '; measured on a busy machine'}")
+    out.print(f"machine: {describe_state(prof.state)}")
+    if not prof.outputs_unchanged:
+        err.print("[yellow]note:[/] the outputs changed after timing kernels in place: some kernel writes into "
+                  "its own input, so its timings ran on modified data")
+    if args.png:
+        err.print(f"wrote {prof.plot_roofline(args.png)}")
+    if args.trace:
+        err.print(f"wrote {prof.write_trace(args.trace)}")
+    if args.json:
+        _write_json(args.json, prof.to_json())
+    return 0
+
+
+def cmd_peak(args: argparse.Namespace) -> int:
+    from .runtime.peak import cache_path, machine_peak
+    from .target import host_cpu_count
+
+    threads = args.threads or host_cpu_count()
+    say = _progress(args.quiet)
+    say(f"measuring this machine's peak on {threads} threads (cached in {cache_path(threads)})")
+    peak = machine_peak(threads, remeasure=args.remeasure)
+    if args.json:
+        out.print_json(json.dumps(peak.to_json()))
+        return 0
+    out.print(f"{peak.cpu}, {peak.threads} threads ({peak.target_key}):")
+    out.print(f"  FP32 peak   {peak.gflops:8.1f} GFLOP/s   (best window {peak.gflops_window:.1f}, median window "
+              f"{peak.gflops_median:.1f}, per CPU-second x threads {peak.gflops_cpu_time:.1f})")
+    for level, bw in peak.bandwidth_gbs.items():
+        out.print(f"  {level:4} triad  {bw:8.1f} GB/s      (median window {peak.bandwidth_median_gbs.get(level, 0):.1f})")
+    out.print(f"  {'stable' if peak.stable else 'UNSTABLE (busy machine): re-measured when next asked, best kept'}; "
+              f"{peak.measurements} measurement(s), last {peak.measured}")
+    return 0
 
 
 # ---- entry point ------------------------------------------------------------------------------------------
@@ -364,6 +479,42 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             q.add_argument("out", metavar="OUT", help="directory to write OUT/<target key>/ into")
         q.set_defaults(func=cmd_db)
+
+
+    p = command("bench", "time a model (an artifact, or an ONNX model compiled first), optionally against onnxruntime")
+    p.add_argument("model", metavar="ARTIFACT.so|MODEL.onnx")
+    p.add_argument("--compare", choices=["onnxruntime"], help="also run this runtime, interleaved run by run")
+    p.add_argument("--onnx", metavar="MODEL.onnx", help="the ONNX model for --compare when timing an artifact")
+    p.add_argument("--repeat", type=int, default=50, metavar="N", help="timed runs (each side; default 50)")
+    p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed runs first (default 5)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads, for dlc and onnxruntime (default: all cores)")
+    p.add_argument("-i", "--input", action="append", metavar="NAME=FILE.npy", help="an input (default: random)")
+    p.add_argument("--json", metavar="OUT.json", help="write every number, the samples and the machine state")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = command("profile", "time every kernel of a model: table, roofline plot, Chrome trace")
+    p.add_argument("model", metavar="MODEL.onnx|ARTIFACT.so")
+    p.add_argument("--png", metavar="OUT.png", help="draw the roofline (intensity against GFLOP/s) here")
+    p.add_argument("--trace", metavar="OUT.json", help="write a Chrome trace (chrome://tracing, Perfetto)")
+    p.add_argument("--json", metavar="OUT.json", help="write the whole profile as JSON")
+    p.add_argument("--repeat", type=int, default=5, metavar="N", help="samples per kernel call (default 5)")
+    p.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: all cores)")
+    p.add_argument("--stat", choices=["median", "min"], default="median",
+                   help="a call's time from its samples: median (default), or min on a busy machine")
+    p.add_argument("--top", type=int, default=30, metavar="N", help="rows to print (default 30)")
+    p.add_argument("-i", "--input", action="append", metavar="NAME=FILE.npy", help="an input (default: random)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_profile)
+
+    p = command("peak", "measure (or show the cached) peak FP32 FLOP/s and memory bandwidth of this machine")
+    p.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--remeasure", action="store_true", help="measure again (the cache keeps the best)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_peak)
     return parser
 
 

@@ -42,7 +42,8 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 # libm's exp/erf/tanh are scalar calls: ~20 ns per element, the bulk of a softmax or GELU.
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
-    layout = [] if is_cuda(target) else ["layout-nchwc", "fold-constant", "cse"]
+    layout = [] if is_cuda(target) else [
+        "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "cse"]
     return [*simplify, *layout, "dce"]
 
 
@@ -50,7 +51,7 @@ def phases(target: tvm.target.Target) -> list[Phase]:
     """The phases for a target, before options (disabled passes) are applied."""
     return [
         Phase("graph", graph_passes(target)),
-        Phase("legalize", ["legalize", "annotate-op-pattern", "fold-constant"]),
+        Phase("legalize", ["legalize", "annotate-op-pattern", "fusable-layout-transforms", "fold-constant"]),
         Phase("fuse", ["fuse-ops", "fuse-tir", "dce"]),
         Phase("schedule", []),
         Phase("lower", []),

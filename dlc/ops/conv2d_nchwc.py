@@ -3,8 +3,8 @@
 Layouts (``ib``/``ob`` = input/output channel block, e.g. 16 = one AVX-512 vector of fp32):
 
     data    [N, C/ib, H, W, ib]
-    kernel  [K/ob, C/ib, KH, KW, ib, ob]        (groups == 1, relax "OIHW{ib}i{ob}o")
-            [K/ob, 1,    KH, KW, 1,  ob]        (depthwise,   relax "OIHW1i{ob}o")
+    kernel  [K/ob, C/g/ib, KH, KW, ib, ob]      (g groups, relax "OIHW{ib}i{ob}o"; ib | C/g, ob | K/g)
+            [K/ob, 1,      KH, KW, 1,  ob]      (depthwise,  relax "OIHW1i{ob}o")
     out     [N, K/ob, OH, OW, ob]
 
 The reduction over input channels is written as two axes (``ic_outer``, ``ic_inner``) rather than one axis
@@ -40,20 +40,23 @@ def conv2d_nchwc(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
                  ) -> te.Tensor:
     n, c_chunks, h, w, ib = _shape(data)
     k_chunks, kc_chunks, kh, kw, kib, ob = (int(d) for d in kernel.shape)
-    assert (kc_chunks, kib) == (c_chunks, ib), "grouped conv2d_nchwc is not supported; use depthwise or NCHW"
+    assert kib == ib and c_chunks % kc_chunks == 0, "kernel and data channel blocks disagree"
+    groups = c_chunks // kc_chunks
+    k_chunks_per_group = k_chunks // groups
     sh, sw = _pair(strides)
     dh, dw = _pair(dilation)
     padded, (top, left, bottom, right) = _pad(data, padding, (kh, kw), (dh, dw))
     oh = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
     ow = (w + left + right - (kw - 1) * dw - 1) // sw + 1
-    ic_outer = te.reduce_axis((0, c_chunks), name="ic_outer")
+    ic_outer = te.reduce_axis((0, kc_chunks), name="ic_outer")
     ic_inner = te.reduce_axis((0, ib), name="ic_inner")
     r_h = te.reduce_axis((0, kh), name="kh")
     r_w = te.reduce_axis((0, kw), name="kw")
     return te.compute(
         (n, k_chunks, oh, ow, ob),
         lambda b, oc, y, x, o: te.sum(
-            padded[b, ic_outer, y * sh + r_h * dh, x * sw + r_w * dw, ic_inner].astype(out_dtype)
+            padded[b, oc // k_chunks_per_group * kc_chunks + ic_outer, y * sh + r_h * dh, x * sw + r_w * dw,
+                   ic_inner].astype(out_dtype)
             * kernel[oc, ic_outer, r_h, r_w, ic_inner, o].astype(out_dtype),
             axis=[ic_outer, r_h, r_w, ic_inner],
         ),

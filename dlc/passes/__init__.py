@@ -58,4 +58,12 @@ _tvm("fast-math", "exp/erf/tanh/softmax -> vectorizable polynomial versions (TVM
      relax.transform.FastMathTransform)
 
 # dlc's own passes register themselves on import.
-from . import fold_affine, layout_nchwc, legalize, remove_dropout, sum_to_add  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    fold_affine,
+    fold_layout_transforms,
+    layout_grouped,
+    layout_nchwc,
+    legalize,
+    remove_dropout,
+    sum_to_add,
+)

@@ -4,8 +4,9 @@
 
 ``x`` is the target's fp32 vector width (16 for AVX-512): an output block ``ob`` of 16 channels is one vector
 register, so the conv's inner loop is one broadcast + one FMA per input channel and output pixel. Block sizes
-are chosen per conv: the largest divisor of the channel count up to the vector width (a 3-channel image keeps
-``ib = 3``). Depthwise convs take ``NCHW{b}c`` with ``OIHW1i{b}o``; other grouped convs stay NCHW.
+are chosen per conv: the largest power of two dividing the channel count, up to the vector width (a 3-channel
+image gets ``ib = 1``). Depthwise convs take ``NCHW{b}c`` with ``OIHW1i{b}o``; other grouped convs stay NCHW
+here (TVM's layout inference fails on them) and ``layout-grouped`` blocks them afterwards.
 
 TVM's ``ConvertLayout`` carries the layout through everything that accepts it (bias adds, ReLU, residual
 adds, pooling, concat of whole blocks) and transforms back only before ops that cannot take it, so the
@@ -23,8 +24,15 @@ from . import register_pass
 
 
 def channel_block(channels: int, lanes: int) -> int:
-    """The largest divisor of ``channels`` that is at most ``lanes``."""
-    return max(b for b in range(1, min(channels, lanes) + 1) if channels % b == 0)
+    """The largest power of two that divides ``channels`` and is at most ``lanes``.
+
+    Powers of two only: TVM's layout conversion between two blocked layouts fails for some other pairs
+    (NCHW12c -> NCHW6c: "Invalid layout axis"), and odd vector widths generate poor code anyway.
+    """
+    b = 1
+    while b * 2 <= lanes and channels % (b * 2) == 0:
+        b *= 2
+    return b
 
 
 def conv_layouts(call: relax.Call, lanes: int) -> list[str] | None:
@@ -40,13 +48,13 @@ def conv_layouts(call: relax.Call, lanes: int) -> list[str] | None:
     except TypeError:  # symbolic channels
         return None
     groups = int(attrs.groups)
-    ob = channel_block(k, lanes)
-    if groups == 1:
-        ib = channel_block(c, lanes)
-        return [f"NCHW{ib}c", f"OIHW{ib}i{ob}o", f"NCHW{ob}c"]
     if groups == c == k:
-        return [f"NCHW{ob}c", f"OIHW1i{ob}o", f"NCHW{ob}c"]
-    return None
+        b = channel_block(k, lanes)
+        return [f"NCHW{b}c", f"OIHW1i{b}o", f"NCHW{b}c"]
+    if groups == 1:
+        ib, ob = channel_block(c, lanes), channel_block(k, lanes)
+        return [f"NCHW{ib}c", f"OIHW{ib}i{ob}o", f"NCHW{ob}c"]
+    return None  # other grouped convs: layout-grouped, after this pass
 
 
 @register_pass("layout-nchwc", "conv2d NCHW -> blocked NCHW[x]c per conv (x = vector width), transforms at the edges")
@@ -56,7 +64,8 @@ def layout_nchwc(target: tvm.target.Target) -> tvm.transform.Pass:
     def layout_cb(call: relax.Call) -> dict:
         if call.op.name != "relax.nn.conv2d":
             return {}
-        layouts = conv_layouts(call, lanes)
-        return {"relax.nn.conv2d": layouts} if layouts else {}
+        # An explicit NCHW for the convs we leave alone: with no entry, ConvertLayout would carry the blocked
+        # layout of their input into them (and fail on grouped convs).
+        return {"relax.nn.conv2d": conv_layouts(call, lanes) or ["NCHW", "OIHW"]}
 
     return relax.transform.ConvertLayout({}, layout_cb=layout_cb)

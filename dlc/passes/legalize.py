@@ -2,7 +2,7 @@
 
 dlc's own cover what TVM 0.27 cannot legalize:
 
-    R.nn.conv2d(data_layout="NCHW{ib}c", kernel_layout="OIHW{ib}i{ob}o")  -> dlc.ops.conv2d_nchwc
+    R.nn.conv2d(data_layout="NCHW{ib}c", kernel_layout="OIHW{ib}i{ob}o")  -> dlc.ops.conv2d_nchwc (any groups)
     R.nn.conv2d(groups=C, data_layout="NCHW{b}c", kernel_layout="OIHW1i{b}o") -> dlc.ops.depthwise_conv2d_nchwc
 
 (TVM's conv2d legalization only takes 4-letter layouts.) Everything else goes to TVM's ``LegalizeOps``.
@@ -30,10 +30,12 @@ def _conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     out_dtype = attrs.out_dtype if attrs.out_dtype else call.args[0].ty.dtype
     common = dict(strides=[int(s) for s in attrs.strides], padding=[int(p) for p in attrs.padding],
                   dilation=[int(d) for d in attrs.dilation], out_dtype=str(out_dtype))
-    if int(attrs.groups) == 1:
-        return bb.call_te(conv2d_nchwc, call.args[0], call.args[1], primfunc_name_hint="conv2d_nchwc", **common)
-    return bb.call_te(depthwise_conv2d_nchwc, call.args[0], call.args[1],
-                      primfunc_name_hint="depthwise_conv2d_nchwc", **common)
+    data_shape = call.args[0].ty.shape
+    channels = int(data_shape[1]) * int(data_shape[4])
+    if int(attrs.groups) == channels and int(call.args[1].ty.shape[1]) == 1:
+        return bb.call_te(depthwise_conv2d_nchwc, call.args[0], call.args[1],
+                          primfunc_name_hint="depthwise_conv2d_nchwc", **common)
+    return bb.call_te(conv2d_nchwc, call.args[0], call.args[1], primfunc_name_hint="conv2d_nchwc", **common)
 
 
 LEGALIZATIONS = {"relax.nn.conv2d": _conv2d}
@@ -43,3 +45,22 @@ LEGALIZATIONS = {"relax.nn.conv2d": _conv2d}
                required=True)
 def legalize(target: tvm.target.Target) -> tvm.transform.Pass:
     return relax.transform.LegalizeOps(customize_legalize_map=LEGALIZATIONS)
+
+
+@register_pass("fusable-layout-transforms",
+               "let legalized layout_transform kernels fuse as conv/matmul epilogues (TVM marks them opaque)")
+def fusable_layout_transforms(target: tvm.target.Target) -> tvm.transform.Pass:
+    # A layout transform without padding moves each element once. TVM's op-pattern analysis cannot see that
+    # through its div/mod indexing and calls it opaque; even "injective" would not fuse after a conv (FuseOps
+    # only appends elementwise ops to a conv). Marked elementwise, the transform back to NCHW and the
+    # ops after it become the conv's epilogue, computed from the conv's registers (the schedule rules handle
+    # any injective epilogue).
+    @tvm.transform.module_pass(opt_level=0, name="FusableLayoutTransforms")
+    def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint.startswith("te_layout_transform") \
+                    and "if_then_else" not in func.script():
+                mod[gv] = func.with_attr("op_pattern", 0)  # kElemWise
+        return mod
+
+    return run

@@ -123,6 +123,19 @@ class CompiledModel:
         timer = vm.time_evaluator("main", device, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
         return list(timer(*args).results)
 
+    # ---- hooks for bench and profile (dlc/runtime/bench.py, profile.py) ---------------------------------
+    def virtual_machine(self) -> relax.VirtualMachine:
+        """The VM, created on first use with the thread count set."""
+        return self._virtual_machine()
+
+    def device(self) -> tvm.runtime.Device:
+        return self._device()
+
+    def kernel_library(self) -> tvm.runtime.Module:
+        """The host module holding the compiled kernels (the VM bytecode module's import)."""
+        module = self._module.mod if isinstance(self._module, tvm.runtime.Executable) else self._module
+        return module.imports[0]
+
     # ---- saving and loading -----------------------------------------------------------------------------
     def export(self, path: str | os.PathLike) -> Path:
         """Write the artifact (one .so with weights and metadata) to ``path``, atomically."""

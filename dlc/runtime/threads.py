@@ -31,3 +31,8 @@ def set_num_threads(n: int | None = None) -> int:
 
 def num_threads() -> int:
     return _current if _current is not None else set_num_threads()
+
+
+def current() -> int | None:
+    """The count set so far in this process, or None if nothing has set one yet."""
+    return _current

@@ -147,3 +147,29 @@ def _start(r: TaskResult) -> float:
 
 def _total(report: TuneReport, current: dict[int, float]) -> float:
     return sum(r.task.weight * current[id(r)] for r in report.results)
+
+
+def db_stats_table(rows: list[dict], root) -> Table:
+    table = Table(title=f"tuning databases in {root}", title_justify="left")
+    cols = {"target key": "key", "workloads": "workloads", "records": "records", "valid": "valid",
+            "failed": "failed", "baselines": "baselines", "corrupt lines": "corrupt_lines",
+            "other targets": "foreign_target", "rehashed": "rehashed", "runs": "runs", "last run": "last_run"}
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        cells = [str(r[k]) for k in cols.values()]
+        cells[0] += " (this machine)" if r["this_machine"] else ""
+        table.add_row(*cells)
+    return table
+
+
+def db_list_table(rows: list[dict], root) -> Table:
+    table = Table(title=f"workloads in {root}", title_justify="left")
+    for col in ("target key", "#", "blocks", "shapes", "records", "best us", "GFLOP/s", "untuned us"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["key"], str(r["workload"]), r["blocks"], " ".join("x".join(map(str, s)) for s in r["shapes"]),
+                      str(r["records"]), _us(r["best_us"]), f"{r['gflops']:.1f}" if r["gflops"] else "-",
+                      f"{_us(r['baseline_us'])} {r['baseline']}" if r["baseline_us"] else "-")
+    return table
+
