@@ -51,7 +51,7 @@ from .measure import (
     make_local_runner,
     measure_module,
     measuring_threads,
-    register_tensor_intrinsics,
+    search_space,
     secs,
 )
 from .rpc import RPCSettings, check_tracker, rpc_runner
@@ -225,7 +225,6 @@ class Tuner:
         self.progress = progress
         self.say = say
         self.threads = measuring_threads()
-        register_tensor_intrinsics(target)
         self.builder = make_builder(target, config.timeout)
         if config.runner is not None:
             self.runner, self.what_runs = config.runner, "the given runner"
@@ -289,7 +288,7 @@ class Tuner:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
         ctx = ms.TuneContext(
-            mod=task.mod, target=self.target, space_generator="post-order-apply",
+            mod=task.mod, target=self.target, space_generator=search_space(task.func, self.target),
             search_strategy=ms.search_strategy.EvolutionarySearch(population_size=self.config.population),
             task_name=task.name, rand_state=seed, num_threads=host_cpu_count(), logger=logger).clone()
         watch = _Watch(result, self.progress, signals, self.what_runs)

@@ -38,23 +38,38 @@ def measuring_threads() -> int:
     return n
 
 
-def register_tensor_intrinsics(target: Target) -> None:
-    """Register the tensorization intrinsics a search for ``target`` can use, and only those.
-
-    MetaSchedule imports ``tvm.s_tir.tensor_intrin`` whole, in every ``TuneContext`` and in every builder
-    worker; that package imports every backend's intrinsics, and its cuda part alone took 35 s of CPU (88 s
-    wall) on these shared 2-core machines. An llvm search needs only the x86 ones, so for llvm the package is
-    registered without running its ``__init__`` and only the target's part is imported: ``x86`` for llvm,
-    ``cuda`` (the tensor-core rules need it) for cuda. MetaSchedule's own ``import tvm.s_tir.tensor_intrin``
-    then finds the package in ``sys.modules``; another part can still be imported by name later.
-    """
+def _register_intrinsics_package() -> None:
+    """Make ``tvm.s_tir.tensor_intrin`` importable without running its ``__init__`` (see below)."""
     name = "tvm.s_tir.tensor_intrin"
     if name not in sys.modules:
         spec = importlib.util.find_spec(name)
         package = importlib.util.module_from_spec(spec)
         sys.modules[name] = package
         tvm.s_tir.tensor_intrin = package
-    importlib.import_module(f"{name}.{'cuda' if is_cuda(target) else 'x86'}")
+
+
+def uses_half(func: tvm.tirx.PrimFunc) -> bool:
+    # In TVM 0.27 a buffer parameter is a Var whose type (a BufferType) has the dtype.
+    return any(str(getattr(p.ty, "dtype", "")) in ("float16", "bfloat16") for p in func.params)
+
+
+def search_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.SpaceGenerator:
+    """MetaSchedule's design space for a kernel, importing only the tensorization intrinsics it can use.
+
+    MetaSchedule imports ``tvm.s_tir.tensor_intrin`` whole (in every ``TuneContext``, and in each worker of
+    its default builder); that package imports every backend's intrinsics, and its cuda part alone took 35 s
+    of CPU (88 s wall) on these shared 2-core machines. So the package is registered without running its
+    ``__init__`` and only what the space can use is imported: x86 for llvm; for cuda the tensor-core rules
+    (and their intrinsics) only when the kernel has 16-bit floats, TVM's plain cuda rules otherwise.
+    """
+    _register_intrinsics_package()
+    if not is_cuda(target):
+        importlib.import_module("tvm.s_tir.tensor_intrin.x86")
+        return ms.space_generator.PostOrderApply()
+    if uses_half(func):
+        importlib.import_module("tvm.s_tir.tensor_intrin.cuda")
+        return ms.space_generator.PostOrderApply()  # the target's rules: tensor cores from sm_70 on
+    return ms.space_generator.PostOrderApply(sch_rules="cuda", postprocs="cuda", mutator_probs="cuda")
 
 
 @derived_object
