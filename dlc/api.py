@@ -17,15 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import onnx
+import tvm
 
 from ._native import quiet_tvm_logs
 from .build import build
 from .frontend import import_onnx, load_model
+from .frontend.importer import ImportedModel
+from .frontend.loader import LoadedModel
 from .options import CompileOptions
 from .pipeline import Pipeline
 from .runtime import CompiledModel, load
 from .schedule import load_rules_from_dir
 from .target import describe, resolve_target
+from .tune.lookup import open_tuning_records
 from .version import versions
 
 __all__ = ["CompileOptions", "CompiledModel", "compile", "load"]
@@ -55,13 +59,9 @@ def compile(  # noqa: A001  (the API's verb; shadows the builtin only inside dlc
     t_start = time.perf_counter()
 
     tgt = resolve_target(options.target)
-    for directory in options.schedules:
-        load_rules_from_dir(directory)
-    say("loading model")
-    loaded = load_model(model)
-    say("importing ONNX into Relax")
-    imported = import_onnx(loaded, options.input_shapes)
-    pipeline = Pipeline(tgt, options, tuned=None, log=say)
+    records = open_tuning_records(tgt, options)  # None with tuning_db=False
+    loaded, imported, pipeline = prepare(model, options, tgt, say)
+    pipeline.tuned = records
     mod = pipeline.run(imported.mod)
     say(f"generating code for {tgt.kind.name}" + (" (nvcc)" if tgt.kind.name == "cuda" else ""))
     t_build = time.perf_counter()
@@ -77,7 +77,7 @@ def compile(  # noqa: A001  (the API's verb; shadows the builtin only inside dlc
         "options": _jsonable(dataclasses.asdict(options)),
         "phases": {p.name: p.passes for p in pipeline.phases()},
         "kernels": [k.to_json() for k in pipeline.kernels],
-        "tuning_db": None,
+        "tuning_db": records.summary() if records is not None else None,
         "compile_seconds": {k: round(v, 3) for k, v in timings.items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -88,6 +88,20 @@ def compile(  # noqa: A001  (the API's verb; shadows the builtin only inside dlc
             "kernels": [k.to_json() for b in result.device_binaries for k in b.kernels],
         }
     return CompiledModel(result.executable, metadata, blob_patch=result.blob_patch)
+
+
+def prepare(model: str | os.PathLike | onnx.ModelProto, options: CompileOptions, target: tvm.target.Target,
+            say: Callable[[str], None]) -> tuple[LoadedModel, ImportedModel, Pipeline]:
+    """What ``compile`` and ``dlc tune`` share, so tuning sees exactly the kernels a compile builds: the
+    user's rules, the imported model and the pipeline (not run yet; ``tuned`` unset)."""
+    for directory in options.schedules:
+        load_rules_from_dir(directory)
+    say("loading model")
+    loaded = load_model(model)
+    say("importing ONNX into Relax")
+    imported = import_onnx(loaded, options.input_shapes)
+    pipeline = Pipeline(target, options, tuned=None, log=say)
+    return loaded, imported, pipeline
 
 
 def _jsonable(value):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -44,12 +45,16 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _add_compile_options(p: argparse.ArgumentParser) -> None:
-    """One flag per CompileOptions field (see dlc/options.py)."""
+def _add_compile_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per CompileOptions field (see dlc/options.py), except the fields named in ``skip``."""
     for f in CompileOptions.option_fields():
+        if f.name in skip:
+            continue
         m = f.metadata
         kw = {"dest": f.name, "help": m["help"], "metavar": m["metavar"]}
-        if m["repeat"]:
+        if m["action"]:  # default None: "not given" stays distinguishable (the field's default applies)
+            kw = {"dest": f.name, "help": m["help"], "action": m["action"], "default": None}
+        elif m["repeat"]:
             kw["action"] = "append"
         if m["choices"]:
             kw["choices"] = m["choices"]
@@ -59,7 +64,7 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
 def _options_from(args: argparse.Namespace) -> CompileOptions:
     values = {}
     for f in CompileOptions.option_fields():
-        raw = getattr(args, f.name)
+        raw = getattr(args, f.name, None)
         if raw is None:
             continue
         parse = f.metadata["parse"]
@@ -210,6 +215,60 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             out.print(f"[red]unsupported[/] {op}: nodes {', '.join(nodes)}")
         return 1
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from . import tune
+    from .tune.report import LiveProgress, plot_curve, results_table
+
+    options = _options_from(args)
+    rpc = tune.RPCSettings.parse(args.rpc_tracker, args.rpc_key, args.timeout) if args.rpc_tracker else None
+    if args.rpc_key and not args.rpc_tracker:
+        raise DlcError("--rpc-key needs --rpc-tracker HOST:PORT")
+    config = tune.TuneConfig(trials=args.trials, db=args.db, tasks=args.tasks, rpc=rpc, timeout=args.timeout,
+                             batch=args.batch, population=args.population, seed=args.seed)
+    report = tune.tune(args.model, options, config, progress=LiveProgress(err), log=_progress(args.quiet),
+                       command="dlc " + shlex.join(args.argv))
+    out.print(results_table(report))
+    if args.plot != "none":
+        plot = Path(args.plot or f"{Path(args.model).stem}.{report.key}.tuning.png")
+        err.print(f"tuning curve: {plot_curve(report, plot)}")
+    err.print(f"records: {report.folder}" + (" (interrupted: rerun the same command to resume)"
+                                              if report.interrupted else ""))
+    if report.interrupted:
+        return 130
+    tried = [r for r in report.results if not r.status.startswith("skipped")]
+    return 1 if tried and all(r.status.startswith("failed") for r in tried) else 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from .tune import dbtools
+
+    root = args.db or str(_shipped_logs())
+    if args.db_command in ("stats", "list"):
+        from .tune.report import db_list_table, db_stats_table
+
+        rows = (dbtools.stats if args.db_command == "stats" else dbtools.list_workloads)(root, args.target)
+        if args.json:
+            out.print_json(json.dumps(rows))
+        else:
+            out.print((db_stats_table if args.db_command == "stats" else db_list_table)(rows, root))
+    elif args.db_command == "merge":
+        for key, n in dbtools.merge(args.sources, root).items():
+            err.print(f"{key}: {n} records added to {root}")
+    elif args.db_command == "prune":
+        for key, n in dbtools.prune(root, args.top, args.target).items():
+            err.print(f"{key}: dropped {n} records, kept the {args.top} best per workload")
+    elif args.db_command == "export":
+        for path in dbtools.export(root, args.out, args.top, args.target):
+            err.print(f"exported {path}")
+    return 0
+
+
+def _shipped_logs() -> Path:
+    from ._builtin import tuning_logs_dir
+
+    return tuning_logs_dir()
 
 
 def _model_to_measure(args: argparse.Namespace, say: Callable[[str], None]):
@@ -416,6 +475,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
+    p = command("tune", "tune a model's kernels with MetaSchedule into a tuning database (see README, Tuning)")
+    p.add_argument("model", metavar="MODEL.onnx")
+    _add_compile_options(p, skip=("tuning_db", "tuning_dbs"))
+    p.add_argument("--trials", type=int, default=64, metavar="N", help="measured candidates per kernel (default 64)")
+    p.add_argument("--db", metavar="DIR", help="database root; records go to DIR/<target key>/ "
+                   "(default: the shipped tuning_logs/)")
+    p.add_argument("--tasks", metavar="PATTERN", help="only kernels whose name matches this glob (or re:REGEX)")
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on the machine behind this TVM RPC tracker")
+    p.add_argument("--rpc-key", metavar="KEY", help="the key the RPC server registered with")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds allowed per build, per measurement and per RPC step (default 60)")
+    p.add_argument("--batch", type=int, default=32, metavar="N", help="candidates per search round (default 32)")
+    p.add_argument("--population", type=int, default=512, metavar="N",
+                   help="evolutionary search population (default 512)")
+    p.add_argument("--seed", type=int, metavar="N", help="seed the search (default: random)")
+    p.add_argument("--plot", metavar="FILE.png", help="tuning-curve PNG (default MODEL.<key>.tuning.png; 'none': no plot)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_tune)
+
+    p = command("db", "inspect and maintain tuning databases")
+    dbs = p.add_subparsers(dest="db_command", required=True)
+    for name, help in (("stats", "per target key: workloads, records, failed and corrupt lines, runs"),
+                       ("list", "one row per workload: blocks, shapes, records, best latency"),
+                       ("merge", "add the records of other databases (no duplicates)"),
+                       ("prune", "keep the K fastest records per workload"),
+                       ("export", "write a clean copy: the K best records per workload, renumbered")):
+        q = dbs.add_parser(name, help=help, description=help)
+        q.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+        q.add_argument("--db", metavar="DIR", help="database root (default: the shipped tuning_logs/)")
+        if name in ("stats", "list", "prune", "export"):
+            q.add_argument("--target", metavar="T", help="only this target's records (e.g. llvm, cuda:sm_80)")
+        if name in ("stats", "list"):
+            q.add_argument("--json", action="store_true", help="machine-readable output")
+        if name in ("prune", "export"):
+            q.add_argument("--top", type=int, default=1, metavar="K", help="records kept per workload (default 1)")
+        if name == "merge":
+            q.add_argument("sources", nargs="+", metavar="SRC", help="database roots to merge into --db")
+        if name == "export":
+            q.add_argument("out", metavar="OUT", help="directory to write OUT/<target key>/ into")
+        q.set_defaults(func=cmd_db)
+
+
     p = command("bench", "time a model (an artifact, or an ONNX model compiled first), optionally against onnxruntime")
     p.add_argument("model", metavar="ARTIFACT.so|MODEL.onnx")
     p.add_argument("--compare", choices=["onnxruntime"], help="also run this runtime, interleaved run by run")
@@ -456,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     show_tvm_warnings(args.verbose)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return args.func(args)
     except DlcError as e:

@@ -31,8 +31,9 @@ def parse_input_shape(text: str) -> tuple[str, tuple[Dim, ...]]:
 
 
 def _opt(flag: str, help: str, *, default=MISSING, default_factory=MISSING, parse=None, repeat=False,
-         metavar=None, choices=None):
-    meta = {"flag": flag, "help": help, "parse": parse, "repeat": repeat, "metavar": metavar, "choices": choices}
+         metavar=None, choices=None, action=None):
+    meta = {"flag": flag, "help": help, "parse": parse, "repeat": repeat, "metavar": metavar, "choices": choices,
+            "action": action}  # action: "store_false" for a --no-X flag of a bool field
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -51,6 +52,11 @@ class CompileOptions:
     disable_passes: tuple[str, ...] = _opt(
         "--disable-pass", "skip a graph pass by name (see --list-passes); repeatable",
         default=(), repeat=True, metavar="NAME")
+    tuning_db: bool = _opt("--no-tuning-db", "apply no tuning records: hand-written schedules only",
+                           default=True, action="store_false")
+    tuning_dbs: tuple[str, ...] = _opt(
+        "--tuning-db", "apply this tuning database's records for the target (a dlc tune --db DIR), besides the "
+        "shipped tuning_logs/; repeatable", default=(), repeat=True, metavar="DIR")
     dump_ir: str | None = _opt("--dump-ir", "write the IR after each pipeline phase to DIR", default=None,
                                metavar="DIR")
     winograd: str = _opt("--winograd", "Winograd for 3x3 stride-1 convs: auto (per layer, by cost), on, off",

@@ -113,12 +113,12 @@ class Pipeline:
         return tvm.transform.Sequential(seq)(mod)
 
     def run(self, mod: tvm.IRModule, until: str | None = None) -> tvm.IRModule:
-        """Run every phase in order, or up to and including phase ``until``."""
-        names = [p.name for p in self.phases()]
-        if until is not None and until not in names:
-            raise DlcError(f"no pipeline phase {until!r}; phases are {names}")
+        """Apply the phases in order; with ``until``, stop after that phase (``dlc tune`` stops after fuse)."""
+        phases = self.phases()
+        if until is not None and until not in [p.name for p in phases]:
+            raise DlcError(f"no pipeline phase {until!r} (phases: {', '.join(p.name for p in phases)})")
         self._dump(0, "import", mod)
-        for i, phase in enumerate(self.phases(), start=1):
+        for i, phase in enumerate(phases, start=1):
             self.log(f"{phase.name}: {', '.join(phase.passes) or phase.name}")
             t0 = time.perf_counter()
             try:

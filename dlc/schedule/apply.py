@@ -17,7 +17,7 @@ from tvm import s_tir, tirx
 from tvm.target import Target
 
 from ..errors import CompileError
-from .registry import REGISTRY, Rule, load_builtin_rules
+from .registry import ORIGINS, REGISTRY, Rule, load_builtin_rules
 from .utils import NotMine
 
 log = logging.getLogger("dlc.schedule")
@@ -78,6 +78,20 @@ def _try(rule: Rule, func: tirx.PrimFunc, target: Target, report: KernelReport) 
         log.warning("rule %s failed on %s: %s", rule.label, report.name, e)
         report.rejected.append(rule.label)
         return None
+
+
+def untuned_schedule(func: tirx.PrimFunc, target: Target) -> tuple[str, s_tir.Schedule] | None:
+    """(label, schedule) of the first rule that answers in user > hand > fallback order: what a kernel gets
+    when no tuned record applies. ``dlc tune`` measures it as the baseline a record has to beat."""
+    kind = target.kind.name
+    load_builtin_rules(kind)
+    report = KernelReport("baseline", "", [], "none", 0.0)
+    for origin in ORIGINS:
+        for r in REGISTRY.rules(kind, origin):
+            sch = _try(r, func, target, report)
+            if sch is not None:
+                return r.label, sch
+    return None
 
 
 def schedule_func(func: tirx.PrimFunc, name: str, target: Target, tuned: TunedLookup | None

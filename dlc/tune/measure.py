@@ -1,0 +1,159 @@
+"""Building and measuring candidates: MetaSchedule's builder and runner, set up the way dlc builds and runs.
+
+* llvm: ``LocalBuilder`` + ``LocalRunner`` (or the RPC runner), the kernel run with as many threads as
+  ``dlc run`` uses (every core of the affinity mask), so the latencies are the ones the artifact will see.
+* Builds run in worker processes that live for the whole run (``Builder``).
+* cuda: the builder compiles each candidate's device code with nvcc, exactly as ``dlc compile`` does
+  (``dlc/build/cuda.py``), and ships the fatbin in the candidate's archive: a kernel that nvcc or ptxas
+  refuses fails here, and the GPU box needs neither nvcc nor NVRTC. Measuring needs the GPU, i.e. RPC.
+
+Every build and measurement is bounded by ``timeout`` seconds (a worker past it is killed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+
+import tvm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+from tvm.target import Target
+
+from ..target import host_cpu_count, is_cuda
+
+# How each candidate is timed: TVM's time_evaluator, median-free mean of `repeat` runs of >= min_repeat_ms.
+EVALUATOR = ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=40, enable_cpu_cache_flush=False)
+
+
+def measuring_threads() -> int:
+    """Threads a measured kernel uses: what ``dlc run`` uses by default. Set before any worker starts."""
+    n = host_cpu_count()
+    os.environ["TVM_NUM_THREADS"] = str(n)  # the runner's popen workers inherit it
+    return n
+
+
+def _register_intrinsics_package() -> None:
+    """Make ``tvm.s_tir.tensor_intrin`` importable without running its ``__init__`` (see below)."""
+    name = "tvm.s_tir.tensor_intrin"
+    if name not in sys.modules:
+        spec = importlib.util.find_spec(name)
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        tvm.s_tir.tensor_intrin = package
+
+
+def uses_half(func: tvm.tirx.PrimFunc) -> bool:
+    # In TVM 0.27 a buffer parameter is a Var whose type (a BufferType) has the dtype.
+    return any(str(getattr(p.ty, "dtype", "")) in ("float16", "bfloat16") for p in func.params)
+
+
+def search_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.SpaceGenerator:
+    """MetaSchedule's design space for a kernel, importing only the tensorization intrinsics it can use.
+
+    MetaSchedule imports ``tvm.s_tir.tensor_intrin`` whole (in every ``TuneContext``, and in each worker of
+    its default builder); that package imports every backend's intrinsics, and its cuda part alone took 35 s
+    of CPU (88 s wall) on these shared 2-core machines. So the package is registered without running its
+    ``__init__`` and only what the space can use is imported: x86 for llvm; for cuda the tensor-core rules
+    (and their intrinsics) only when the kernel has 16-bit floats, TVM's plain cuda rules otherwise.
+    """
+    _register_intrinsics_package()
+    if not is_cuda(target):
+        importlib.import_module("tvm.s_tir.tensor_intrin.x86")
+        return ms.space_generator.PostOrderApply()
+    if uses_half(func):
+        importlib.import_module("tvm.s_tir.tensor_intrin.cuda")
+        return ms.space_generator.PostOrderApply()  # the target's rules: tensor cores from sm_70 on
+    return ms.space_generator.PostOrderApply(sch_rules="cuda", postprocs="cuda", mutator_probs="cuda")
+
+
+@derived_object
+class Builder(ms.builder.PyBuilder):
+    """Builds candidates in a pool of worker processes that live for the whole run.
+
+    (TVM's ``LocalBuilder`` starts a new pool for every batch, and each new worker pays for importing TVM,
+    and its ``default_build`` for all tensor intrinsics: minutes per batch here.) A worker is replaced after
+    64 builds (TVM's workers leak memory) and killed when a build takes longer than ``timeout``.
+    """
+
+    def __init__(self, target: Target, timeout: float, workers: int | None = None):
+        super().__init__()
+        self.cuda = is_cuda(target)
+        self.timeout = timeout
+        self.pool = PopenPoolExecutor(max_workers=workers or host_cpu_count(), timeout=timeout,
+                                      maximum_process_uses=64)
+
+    def build(self, build_inputs: list[ms.builder.BuilderInput]) -> list[ms.builder.BuilderResult]:
+        results = []
+        jobs = [(self.cuda, b.mod, b.target) for b in build_inputs]
+        for r in self.pool.map_with_error_catching(_build_job, jobs):
+            if r.status == StatusKind.COMPLETE:
+                results.append(ms.builder.BuilderResult(r.value, None))
+            elif r.status == StatusKind.TIMEOUT:
+                results.append(ms.builder.BuilderResult(None, f"dlc builder: timeout, killed after {self.timeout:g}s"))
+            else:
+                results.append(ms.builder.BuilderResult(None, f"dlc builder: {type(r.value).__name__}: {r.value}"))
+        return results
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False)
+
+
+def make_builder(target: Target, timeout: float) -> Builder:
+    return Builder(target, timeout)
+
+
+def make_local_runner(timeout: float) -> ms.runner.Runner:
+    return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=EVALUATOR)
+
+
+# ---- in the builder's worker processes ------------------------------------------------------------------------
+def _build_job(job: tuple[bool, tvm.IRModule, Target]) -> str:
+    """Build one candidate and export it as TVM's runners expect (a .tar the runner links); return its path."""
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+    from tvm.support.tar import tar
+
+    cuda, mod, target = job
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)  # as MetaSchedule's default build
+    executable = tvm.compile(mod, target=target)
+    path = os.path.join(tempfile.mkdtemp(prefix="dlc-cand-"), "tvm_tmp_mod." + tar.output_format)
+    if not cuda:
+        executable.export_library(path, fcompile=tar)
+        return path
+    from ..build.cuda import compile_device_code, swap_cuda_code
+    from ..runtime.artifact import _pack_imports
+
+    # nvcc + ptxas here, as dlc compile does; the archive carries the fatbin, not CUDA source.
+    binaries = compile_device_code(executable, target)
+    executable.export_library(path, fcompile=tar,
+                              fpack_imports=_pack_imports(lambda blob: swap_cuda_code(blob, binaries)))
+    return path
+
+
+# ---- one schedule, measured outside the search (the hand-written baseline) ---------------------------------
+def measure_module(mod: tvm.IRModule, target: Target, builder: ms.builder.Builder,
+                   runner: ms.runner.Runner) -> tuple[list[float] | None, str | None]:
+    """(run_secs, None) or (None, error) for one scheduled workload, through the same builder and runner."""
+    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    (built,) = builder.build([ms.builder.BuilderInput(mod, target)])
+    if built.error_msg:
+        return None, f"build failed: {built.error_msg.strip().splitlines()[-1][:300]}"
+    try:
+        (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cuda" if is_cuda(target) else "cpu", args_info)])
+        result = future.result()
+    finally:
+        shutil.rmtree(os.path.dirname(built.artifact_path), ignore_errors=True)
+    if result.error_msg:
+        lines = [ln for ln in result.error_msg.strip().splitlines() if ln.strip()]
+        return None, f"run failed: {' | '.join(lines[:2])[:300]}"
+    return [secs(s) for s in result.run_secs], None
+
+
+def secs(value) -> float:
+    """A run time from a RunnerResult (TVM hands FloatImm nodes) as a float."""
+    return float(getattr(value, "value", value))
