@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from tvm import s_tir
+from tvm import s_tir, tirx
 
 from dlc.schedule import rule
 from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, parallel_vectorize
@@ -54,8 +54,8 @@ def conv2d_nchwc(func, target):
     # rows in L2 while every channel tile reads them (early layers); channel tiles outside keep one tile's
     # weights in L2 across all rows (late layers, where weights outweigh the image).
     shapes = [r.source.ty.shape for r in sch.get(conv).reads]
-    sizes = {len(s): math.prod(int(d) for d in s[1:]) for s in shapes}
-    if sizes[6] * oc_chunks > sizes[5]:  # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]
+    sizes = {len(s): math.prod(int(d) if isinstance(d, tirx.IntImm) else 1 << 20 for d in s[1:]) for s in shapes}
+    if sizes[6] * oc_chunks > sizes[5]:  # (a symbolic input height counts as large)  # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]
         sch.reorder(n, oc_o, oh, ow_o, ic_o, kh, ic_i, kw, oc_i, ow_i, ob)
         sch.parallel(sch.fuse(n, oc_o, oh))
     else:

@@ -68,6 +68,8 @@ def reduction(func, target):
     blocks = sch.get_child_blocks(root)
     out = blocks[-1]
     rows = _row_loops(sch, out, target)
+    if not rows:  # a reduction to one scalar (argmax, sum of everything): no rows to spread
+        raise NotMine("the output has no spatial loop")
     row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
     sch.parallel(row)
     for blk in reversed(blocks[:-1]):

@@ -7,8 +7,10 @@ accumulating in float32 (as onnx's reference and onnxruntime do).
 from __future__ import annotations
 
 import numpy as np
+import tvm
 from tvm import relax, te, tirx
 from tvm.relax import op as R
+from tvm.relax.frontend.onnx.onnx_frontend import Clip as _TvmClip
 from tvm.relax.frontend.onnx.onnx_frontend import Gemm as _TvmGemm
 from tvm.relax.frontend.onnx.onnx_frontend import onnx_input
 
@@ -237,3 +239,43 @@ class Softplus(Converter):
                 tirx.exp(-tirx.abs(t(*i)))), name="softplus")
 
         return emit_te(bb, softplus, inputs[0], name="softplus")
+
+
+@register_converter("Clip")
+class Clip(Converter):
+    """Clip with constant bounds (Relu6 and its kind) becomes Relax ``maximum``/``minimum`` with scalar
+    constants, which TVM's layout pass carries through a blocked layout and fusion folds into the producer's
+    epilogue. TVM's converter writes opaque TE kernels instead, and ``relax.clip`` has no layout rule in TVM
+    0.27: around either, ConvertLayout goes back to NCHW and forth again. Run-time bounds and integer tensors
+    keep TVM's lowering."""
+
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        return cls._clip(bb, inputs[0], attr.get("min", -np.inf), attr.get("max", np.inf),
+                         lambda: _TvmClip._impl_v1(bb, inputs, attr, params))
+
+    @classmethod
+    def _impl_v11(cls, bb, inputs, attr, params):
+        inputs = list(inputs) + [None] * (3 - len(inputs))
+        bounds = [_constant_scalar(b, default) for b, default in ((inputs[1], -np.inf), (inputs[2], np.inf))]
+        return cls._clip(bb, inputs[0], *bounds, lambda: _TvmClip._impl_v13(bb, inputs, attr, params))
+
+    @classmethod
+    def _clip(cls, bb, x, lo, hi, tvm_clip):
+        dt = dtype(x)
+        if lo is None or hi is None or dt not in ("float32", "float64", "float16"):
+            return tvm_clip()
+        lo, hi = (-np.inf if np.isnan(lo) else lo), (np.inf if np.isnan(hi) else hi)  # NaN: unbounded (ORT)
+        lo = min(lo, hi)  # ONNX computes min(max(x, lo), hi): hi everywhere when lo > hi
+        if lo > -np.inf:
+            x = R.maximum(x, _c(lo, dt))
+        return R.minimum(x, _c(hi, dt)) if hi < np.inf else x
+
+
+def _constant_scalar(bound, default: float) -> float | None:
+    """The bound as a float if absent or a constant scalar, else None (known only at run time)."""
+    if bound is None:
+        return default
+    if isinstance(bound, tvm.ir.GenericConst) and bound.value.numpy().size == 1:
+        return float(bound.value.numpy().reshape(()))
+    return None

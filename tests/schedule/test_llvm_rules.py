@@ -1,0 +1,33 @@
+"""dlc's llvm rules decline what is not theirs ("not mine") instead of raising: no rule is rejected (a rule that
+raises is a bug, logged as a warning) on the edge cases the fuzzer found; numbers against onnxruntime."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import dlc
+from tests.helpers import make_model, ort_run, rand
+
+
+@pytest.mark.parametrize("op,attrs,out_shape,dtype", [
+    ("ArgMax", {"axis": 0, "keepdims": 0}, [], "int64"),  # a reduction to one scalar
+    ("ReduceSum", {"keepdims": 0}, [], "float32"),
+])
+def test_reduction_to_a_scalar(op, attrs, out_shape, dtype):
+    model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", [37])], [("y", out_shape, dtype)])
+    compiled = dlc.compile(model)
+    assert not any(k["rejected"] for k in compiled.metadata["kernels"]), compiled.metadata["kernels"]
+    x = rand(37)
+    np.testing.assert_allclose(compiled.run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-5)
+
+
+def test_conv_with_symbolic_height_is_scheduled():
+    w = rand(16, 16, 3, 3, seed=1, scale=0.1)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["y"])],
+                       [("x", [1, 16, "h", 8])], [("y", [1, 16, "h", 8])], [("w", w)])
+    compiled = dlc.compile(model)
+    conv = [k for k in compiled.metadata["kernels"] if "conv2d" in k["name"]]
+    assert conv and not any(k["rejected"] for k in conv), conv
+    x = rand(1, 16, 12, 8)
+    np.testing.assert_allclose(compiled.run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-4)
