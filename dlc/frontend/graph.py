@@ -147,7 +147,7 @@ class GraphImporter:
 
     def new_value(self, expr: relax.Expr, dtype: str | None = None) -> Value:
         expr = self.bb.normalize(expr)
-        if isinstance(expr, (relax.Call, relax.If)):  # bind it: later ops then see a var with a full type
+        if isinstance(expr, (relax.Call, relax.If, relax.TupleGetItem)):  # bind it: later ops see a var, full type
             expr = self.bb.emit(expr)
         if isinstance(expr, tvm.ir.GenericConst):
             arr = expr.value.numpy()

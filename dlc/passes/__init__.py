@@ -57,11 +57,9 @@ _tvm("fuse-tir", "turn each fused group into one PrimFunc, one kernel (TVM)", re
 _tvm("cse", "merge identical pure bindings, e.g. two layout_transforms of one tensor (TVM)",
      relax.transform.EliminateCommonSubexpr)
 
-_tvm("fast-math", "exp/erf/tanh/softmax -> vectorizable polynomial versions (TVM's; ~1e-7 relative error)",
-     relax.transform.FastMathTransform)
-
 # dlc's own passes register themselves on import.
 from . import (  # noqa: E402, F401
+    fast_math,
     fold_affine,
     fold_layout_transforms,
     layout_grouped,

@@ -77,8 +77,8 @@ class _Folder(relax.PyExprMutator):
             return self.chains[expr]
         value = self.values.get(expr)
         axis = _anchor_axis(value)
-        if axis is None or value.ty.dtype != "float32":
-            return None
+        if axis is None or value.ty.dtype != "float32" or value.args[1].ty.dtype != "float32":
+            return None  # (a float16 weight accumulating into float32 stays float16: tensor cores take it)
         channels = int(value.ty.shape[axis])
         return value, axis, np.ones(channels), np.zeros(channels)
 

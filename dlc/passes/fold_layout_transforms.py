@@ -12,9 +12,10 @@ from __future__ import annotations
 import tvm
 import tvm.sym
 from tvm import relax
-from tvm.relax.dpl import is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, wildcard
 
 from . import register_pass
+from .rewrite import rewrite_call
 
 
 def _compose(inner: tvm.tirx.IndexMap, outer: tvm.tirx.IndexMap, shape) -> tvm.tirx.IndexMap:

@@ -44,6 +44,8 @@ def conv_layouts(call: relax.Call, lanes: int) -> list[str] | None:
     attrs = call.attrs
     if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW":
         return None
+    if not str(call.args[0].ty.dtype).startswith("float"):
+        return None  # integer convs (ConvInteger, quantized) stay NCHW: the blocked schedules are for floats
     x_shape, w_shape = call.args[0].ty.shape, call.args[1].ty.shape
     if x_shape is None or w_shape is None or len(x_shape) != 4 or len(w_shape) != 4:
         return None
@@ -66,7 +68,7 @@ def layout_nchwc(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
     lanes = vector_lanes(target)
 
     def layout_cb(call: relax.Call) -> dict:
-        if call.op.name != "relax.nn.conv2d":
+        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
             return {}
         # An explicit NCHW for the convs we leave alone: with no entry, ConvertLayout would carry the blocked
         # layout of their input into them (and fail on grouped convs).
@@ -76,9 +78,11 @@ def layout_nchwc(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="LayoutNCHWc")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        if "R.nn.conv2d(" not in mod.script(show_meta=False):
+            return mod  # nothing to block; and ConvertLayout has failed on convless graphs (GRU: IndexError)
         try:
             return convert(mod)
-        except tvm.error.InternalError as e:
+        except Exception as e:  # noqa: BLE001 (TVM raises InternalError, IndexError, ...)
             # TVM's layout inference still has holes (tuple-valued ops, some reshapes, stack): the model then
             # runs NCHW, correct but slower. Say so rather than fail the compile.
             log.warning("layout-nchwc left the model in NCHW: %s", str(e).strip().splitlines()[-1][:200])

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.dpl import is_op, is_tuple_get_item, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, is_tuple_get_item, wildcard
 
 from . import register_pass
+from .rewrite import rewrite_call
 
 
 @register_pass("remove-dropout", "dropout(x)[0] -> x (inference)")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import tvm
 import tvm_ffi
 from tvm import relax
-from tvm.relax.dpl import is_op, is_tuple, rewrite_call, wildcard
+from tvm.relax.dpl import is_op, is_tuple, wildcard
 
 from . import register_pass
+from .rewrite import rewrite_call
 
 
 def _unbroadcast(expr: relax.Expr) -> relax.Expr:

@@ -18,6 +18,7 @@ from dlc.build import build
 from dlc.build.cuda import DeviceBinary
 from dlc.frontend import import_onnx, load_model
 from dlc.models import model_path
+from dlc.options import CompileOptions
 from dlc.pipeline import Pipeline
 from dlc.schedule import KernelReport, schedule_module
 from dlc.target import resolve_target
@@ -46,11 +47,12 @@ def build_model(name: str, arch: str) -> CudaBuild:
     return CudaBuild(pipeline.kernels, mod, build(mod, target).device_binaries)
 
 
-def scheduled_kernels(model: onnx.ModelProto, arch: str = "sm_80") -> tuple[dict[str, tirx.PrimFunc], list]:
-    """The kernels of a (small) model after the schedule phase, without building: {name: PrimFunc}, reports."""
+def scheduled_kernels(model: onnx.ModelProto, arch: str = "sm_80", **options) -> tuple[dict[str, tirx.PrimFunc], list]:
+    """The kernels of a (small) model after the schedule phase, without building: {name: PrimFunc}, reports.
+    ``options`` are CompileOptions fields, e.g. ``winograd="off"``."""
     target = resolve_target(f"cuda:{arch}")
     mod = import_onnx(load_model(model), {}).mod
-    for phase in Pipeline(target).phases():
+    for phase in Pipeline(target, CompileOptions(**options)).phases():
         if phase.name == "schedule":
             break
         with target:

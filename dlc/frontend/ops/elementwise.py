@@ -12,7 +12,6 @@ from tvm import relax, te, tirx
 from tvm.relax import op as R
 from tvm.relax.frontend.onnx.onnx_frontend import Clip as _TvmClip
 from tvm.relax.frontend.onnx.onnx_frontend import Gemm as _TvmGemm
-from tvm.relax.frontend.onnx.onnx_frontend import onnx_input
 
 from ..converters import Converter, register_converter
 from ..values import np_dtype_name
@@ -224,8 +223,22 @@ class Gemm(Converter):
         dt = dtype(inputs[0])
         if dt not in _LOW_FLOATS:
             return _TvmGemm._impl_v13(bb, inputs, attr, params)
-        wide = onnx_input([bb.emit(R.astype(v, "float32")) if v is not None else None for v in inputs])
-        return R.astype(bb.emit(_TvmGemm._impl_v13(bb, wide, attr, params)), dt)
+        # The product accumulates in float32 from the 16-bit operands (one matmul: tensor cores take it);
+        # alpha, beta and C are applied in float32, and the result rounds once.
+        a, b, c = (list(inputs) + [None] * 3)[:3]
+        if attr.get("transA", 0):
+            a = bb.emit(R.permute_dims(a))
+        if attr.get("transB", 0):
+            b = bb.emit(R.permute_dims(b))
+        y = bb.emit(R.matmul(a, b, out_dtype="float32"))
+        if attr.get("alpha", 1.0) != 1.0:
+            y = bb.emit(R.multiply(y, _c(attr["alpha"], "float32")))
+        if c is not None:
+            c = bb.emit(R.astype(c, "float32"))
+            if attr.get("beta", 1.0) != 1.0:
+                c = bb.emit(R.multiply(c, _c(attr["beta"], "float32")))
+            y = bb.emit(R.add(y, c))
+        return R.astype(y, dt)
 
 
 @register_converter("Softplus")
