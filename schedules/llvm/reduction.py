@@ -70,8 +70,11 @@ def reduction(func, target):
     rows = _row_loops(sch, out, target)
     if not rows:  # a reduction to one scalar (argmax, sum of everything): no rows to spread
         raise NotMine("the output has no spatial loop")
-    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
-    sch.parallel(row)
+    try:
+        row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+        sch.parallel(row)
+    except s_tir.ScheduleError:  # e.g. a scan (cumsum): its loops carry a dependence, no row to spread
+        raise NotMine("the output's leading loops cannot run in parallel") from None
     for blk in reversed(blocks[:-1]):
         try:
             sch.compute_at(blk, row)
