@@ -35,3 +35,24 @@ def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "dlc", "tests",
                            "tutorials", "schedules", "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_merge_conflict_markers_left():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+    left = [f for f in files if f.endswith((".py", ".md", ".toml", ".cfg", ".txt"))
+            and marker.search((ROOT / f).read_text(errors="replace"))]
+    assert not left, f"merge conflict markers in {left}"
+
+
+def test_every_package_is_installed():
+    """pyproject lists dlc's packages by hand (schedules/ and tuning_logs/ are mapped into the package): every
+    folder of dlc/ with an __init__.py must be in the list, and every listed dlc.* package must exist."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dlc").rglob("__init__.py")}
+    assert on_disk - listed == set(), "not in pyproject's packages"
+    assert {p for p in listed if not p.startswith("dlc._builtin.")} - on_disk == set(), "listed but missing"
