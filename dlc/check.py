@@ -28,7 +28,7 @@ from . import api
 from .errors import DeviceError
 from .options import CompileOptions
 from .runtime import CompiledModel
-from .signature import TensorSpec
+from .runtime.bench import random_feeds
 from .target import resolve_target
 
 # Error relative to the reference output's scale (max |ref|, at least 1) above which a check fails.
@@ -84,22 +84,6 @@ def gpu_arch() -> str | None:
         return "sm_" + str(dev.compute_version).replace(".", "")
     except Exception:  # a TVM build without CUDA, a broken driver
         return None
-
-
-def random_feeds(inputs: tuple[TensorSpec, ...], seed: int = 0) -> dict[str, np.ndarray]:
-    """One random array per input: N(0, 1) floats, small non-negative ints, random bools; symbolic dims 1."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in inputs:
-        shape = tuple(d if isinstance(d, int) else 1 for d in spec.shape)
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[spec.name] = rng.integers(0, 8, shape).astype(dtype)
-    return feeds
 
 
 def reference(model: str | os.PathLike | onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
