@@ -13,8 +13,10 @@ from tvm.relax.dpl import rewrite_call as _tvm_rewrite_call
 
 
 def matches_anywhere(pattern: DFPattern, func: relax.Function) -> bool:
+    """Whether ``rewrite_call`` would find a match: the pattern may look through bound variables, as it does."""
+    var2val = relax.analysis.get_var2val(func)
     found = []
-    relax.analysis.post_order_visit(func, lambda e: found or (pattern.match(e) and found.append(e)))
+    relax.analysis.post_order_visit(func, lambda e: found or (pattern.match(e, var2val) and found.append(e)))
     return bool(found)
 
 
