@@ -31,7 +31,7 @@ class KernelReport:
     name: str
     blocks: str  # the compute blocks left after inlining, e.g. "conv2d_nchw" or "T_softmax_maxelem+..."
     shapes: list[list[int | str]]  # buffer shapes of the kernel's parameters
-    origin: str  # user:<rule> | tuned | hand:<rule> | fallback:<rule> | none
+    origin: str  # user:<rule> | tuned | hand:<rule> | fallback:<rule> | empty-loop | none
     gflop: float
     rejected: list[str] = field(default_factory=list)  # rules that raised on this kernel (a bug to fix)
 
@@ -64,6 +64,20 @@ def _gflop(func: tirx.PrimFunc) -> float:
         return float(s_tir.analysis.estimate_tir_flops(tvm.IRModule({"main": func}))) / 1e9
     except Exception:  # symbolic extents: unknown
         return 0.0
+
+
+def _has_empty_loop(func: tirx.PrimFunc) -> bool:
+    """A loop of extent 0 (a slice of nothing, as fuzzers and some exporters make): the rules' splits and fuses
+    divide by its extent, so they are not tried; the kernel keeps its plain loops (at most the other operands
+    of a concat or an add to walk, once)."""
+    empty = []
+
+    def visit(loop):
+        if isinstance(loop.extent, tirx.IntImm) and loop.extent.value == 0:
+            empty.append(loop)
+
+    tvm_ffi.structural_walk(func.body, [(tirx.For, visit)], order="pre")
+    return bool(empty)
 
 
 def _try(rule: Rule, func: tirx.PrimFunc, target: Target, report: KernelReport) -> s_tir.Schedule | None:
@@ -99,6 +113,9 @@ def schedule_func(func: tirx.PrimFunc, name: str, target: Target, tuned: TunedLo
     kind = target.kind.name
     load_builtin_rules(kind)
     report = KernelReport(name, "+".join(_compute_blocks(func)), _shapes(func), "none", _gflop(func))
+    if kind == "llvm" and _has_empty_loop(func):
+        report.origin = "empty-loop"
+        return func, report
     candidates: list[tuple[str, Callable[[], s_tir.Schedule | None]]] = []
     for r in REGISTRY.rules(kind, "user"):
         candidates.append((r.label, lambda r=r: _try(r, func, target, report)))
