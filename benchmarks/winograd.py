@@ -74,6 +74,9 @@ def main() -> None:
         wino = dlc.compile(model, winograd="on")
         kinds = sorted({k_["name"].split("_")[0] for k_ in wino.kernels if "winograd" in k_["name"]})
         ref, got = direct.run(x)["y"], wino.run(x)["y"]
+        # A model's first run sizes TVM's pool to every core unless told: the thread's CPU time would then be
+        # this thread's share only.
+        dlc.runtime.set_num_threads(args.threads)
         times = {"direct": [], "winograd": []}
         for _ in range(args.repeat):  # alternate, so drift in the machine's load hits both alike
             for key, compiled in (("direct", direct), ("winograd", wino)):

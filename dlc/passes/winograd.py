@@ -23,6 +23,7 @@ import tvm
 from tvm import relax
 
 from ..ops import winograd as wino
+from ..target import is_cuda, vector_lanes
 from . import register_pass
 
 # Rough rates of this project's kernels on one AVX-512 core (measured on ResNet-50/VGG-19 layers; see
@@ -76,9 +77,10 @@ def _oihw(weight: np.ndarray, ib: int, ob: int) -> np.ndarray:
 
 @relax.expr_functor.mutator
 class _Rewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, mode: str):
+    def __init__(self, mod: tvm.IRModule, mode: str, lanes: int):
         super().__init__(mod)
         self.mode = mode
+        self.lanes = lanes  # 0 on cuda: plain matmul, U unpacked
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = self.visit_expr_post_order(call)
@@ -109,9 +111,19 @@ class _Rewriter(relax.PyExprMutator):
             return call
         u = wino.transform_weight(_oihw(w, *blocks), m)
         padding = tuple(int(p) for p in a.padding)
-        v = self.builder_.call_te(wino.input_transform, data, m, padding, primfunc_name_hint=f"winograd{m}_input")
-        mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, primfunc_name_hint=f"winograd{m}_output")
+        tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
+        p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
+        tile_major = bool(self.lanes)
+        v = self.builder_.emit(self.builder_.call_te(wino.input_transform, data, m, padding, p_pad, tile_major,
+                                                     primfunc_name_hint=f"winograd{m}_input"))
+        if self.lanes:
+            packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
+            mm = self.builder_.emit(self.builder_.call_te(wino.batched_gemm, v, relax.const(packed),
+                                                          primfunc_name_hint=f"winograd{m}_gemm"))
+        else:
+            mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
+        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, tile_major,
+                                  primfunc_name_hint=f"winograd{m}_output")
         return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 
@@ -121,7 +133,7 @@ def winograd(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="Winograd")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        rewriter = _Rewriter(mod, mode)
+        rewriter = _Rewriter(mod, mode, 0 if is_cuda(target) else vector_lanes(target))
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
                 rewriter.builder_.update_func(gv, rewriter.visit_expr(func))

@@ -18,7 +18,7 @@ def test_winograd_matches_onnxruntime(hw):
     x = {"x": rand(1, 32, hw, hw, seed=hw)}
     compiled = dlc.compile(model, winograd="on")
     assert any("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels)
-    assert {k["origin"] for k in compiled.kernels if "winograd" in k["name"]} <= {"hand:winograd_input",
+    assert {k["origin"] for k in compiled.kernels if "winograd" in k["name"]} <= {"hand:winograd_input", "hand:winograd_gemm",
                                                                                   "hand:winograd_output"}
     y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
     assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
@@ -44,6 +44,6 @@ def test_cost_model_picks_per_layer():
 def test_winograd_kernels_compile_for_cuda(arch):
     compiled = dlc.compile(conv_model(c=64, k=64, hw=28), f"cuda:{arch}", winograd="on")
     built = {k["name"] for k in compiled.metadata["cuda"]["kernels"]}
-    assert any(name.startswith("winograd4_input") for name in built)
-    assert any(name.startswith("winograd4_output") for name in built)
+    assert any("winograd4_input" in name for name in built)  # the NCHW -> NCHW1c reshape fuses in front
+    assert any("winograd4_output" in name for name in built)
     assert all(k["spill_stores"] == 0 for k in compiled.metadata["cuda"]["kernels"])
