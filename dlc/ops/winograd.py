@@ -80,18 +80,16 @@ def pack_weight(u: np.ndarray, kt: int) -> np.ndarray:
 
 
 def batched_gemm(v: te.Tensor, u: te.Tensor) -> te.Tensor:
-    """M[p, b, k] = sum_c V[p, b, c] U[b, k // kt, c, k % kt] (tile-major V and M), U packed by ``pack_weight``."""
-    p, aa, c = (int(d) for d in v.shape)
+    """M[b, p, k] = sum_c V[b, p, c] U[b, k // kt, c, k % kt], with U packed by ``pack_weight``."""
+    aa, p, c = (int(d) for d in v.shape)
     _, kc, _, kt = (int(d) for d in u.shape)
     rc = te.reduce_axis((0, c), name="rc")
-    return te.compute((p, aa, kc * kt), lambda i, b, k: te.sum(v[i, b, rc] * u[b, k // kt, rc, k % kt], axis=rc),
+    return te.compute((aa, p, kc * kt), lambda b, i, k: te.sum(v[b, i, rc] * u[b, k // kt, rc, k % kt], axis=rc),
                       name="winograd_gemm")
 
 
-def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int], p_pad: int = 0,
-                    tile_major: bool = False) -> te.Tensor:
-    """NCHW[x]c data -> V[a*a, P, C] with P = N * tiles(OH) * tiles(OW), for a 3x3 stride-1 conv; V[P, a*a, C]
-    with ``tile_major`` (a tile's a*a vectors of a channel block then sit within a*a*C floats of each other).
+def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int], p_pad: int = 0) -> te.Tensor:
+    """NCHW[x]c data -> V[a*a, P, C] with P = N * tiles(OH) * tiles(OW), for a 3x3 stride-1 conv.
 
     With ``p_pad`` > P, V gets p_pad tiles; the extra ones are zero."""
     n, c_chunks, h, w, cb = (int(d) for d in data.shape)
@@ -114,24 +112,19 @@ def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int],
     shape = (a, a, p_pad, c_chunks * cb)
     patch = te.compute(shape, pixel, name="winograd_input_patch")
     rows = te.compute(shape, lambda e, x, p, c: _dot(b_mat, e, lambda r: patch[r, x, p, c]), name="winograd_input_rows")
-    if tile_major:
-        return te.compute((p_pad, a * a, c_chunks * cb),
-                          lambda p, b, c: _dot(b_mat, b % a, lambda r: rows[b // a, r, p, c]), name="winograd_input")
     return te.compute((a * a, p_pad, c_chunks * cb),
                       lambda b, p, c: _dot(b_mat, b % a, lambda r: rows[b // a, r, p, c]), name="winograd_input")
 
 
-def output_transform(mm: te.Tensor, m: int, out_shape: tuple[int, int, int, int, int],
-                     tile_major: bool = False) -> te.Tensor:
-    """M[a*a, P, K] (M[P, a*a, K] with ``tile_major``) -> NCHW[x]c output of shape ``out_shape`` (tiles past
-    the edge, and padded tiles of M, are dropped)."""
+def output_transform(mm: te.Tensor, m: int, out_shape: tuple[int, int, int, int, int]) -> te.Tensor:
+    """M[a*a, P, K] -> NCHW[x]c output of shape ``out_shape`` (tiles past the edge, and padded tiles of M, are
+    dropped)."""
     n, k_chunks, out_h, out_w, kb = out_shape
     th, tw = tiles(out_h, m), tiles(out_w, m)
     a = m + 2
     a_mat, _, _ = matrices(m)
     cols = te.compute((a, m, n * th * tw, k_chunks * kb),
-                      lambda e, x, p, k: _dot(a_mat, x, lambda r: mm[p, e * a + r, k] if tile_major else mm[e * a + r, p, k]),
-                      name="winograd_output_cols")
+                      lambda e, x, p, k: _dot(a_mat, x, lambda r: mm[e * a + r, p, k]), name="winograd_output_cols")
 
     def value(img, kc, y, x, ko):
         p = img * th * tw + y // m * tw + x // m

@@ -113,8 +113,7 @@ class _Rewriter(relax.PyExprMutator):
         padding = tuple(int(p) for p in a.padding)
         tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
         p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
-        tile_major = bool(self.lanes)
-        v = self.builder_.emit(self.builder_.call_te(wino.input_transform, data, m, padding, p_pad, tile_major,
+        v = self.builder_.emit(self.builder_.call_te(wino.input_transform, data, m, padding, p_pad,
                                                      primfunc_name_hint=f"winograd{m}_input"))
         if self.lanes:
             packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
@@ -122,8 +121,7 @@ class _Rewriter(relax.PyExprMutator):
                                                           primfunc_name_hint=f"winograd{m}_gemm"))
         else:
             mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, tile_major,
-                                  primfunc_name_hint=f"winograd{m}_output")
+        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, primfunc_name_hint=f"winograd{m}_output")
         return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 

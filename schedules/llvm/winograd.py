@@ -48,7 +48,7 @@ def winograd_input(func, target):
         return None
     for blk in sch.get_producers(patch):  # an injective producer fused in (the model input's layout change):
         parallel_vectorize(sch, blk, target)  # as it would run unfused; inlined, it would read each pixel 2.25x
-    p, b, c = sch.get_loops(out)
+    b, p, c = sch.get_loops(out)
     a = math.isqrt(extent(sch, b))
     e, n = sch.split(b, [a, a])
     vec = largest_pow2_divisor(extent(sch, c), lanes(target))
@@ -78,14 +78,15 @@ def winograd_output(func, target):
     vec = largest_pow2_divisor(extent(sch, kb), lanes(target))
     ty, yi = sch.split(y, [None, m])
     tx, xi = sch.split(x, [None, m])
-    sch.reorder(n, kc, ty, tx, yi, xi, kb)
-    sch.parallel(sch.fuse(n, kc, ty))
-    sch.compute_at(cols, tx)
+    # Channel blocks innermost: a tile reads its rows of M (K contiguous floats per tile position) in order.
+    sch.reorder(n, ty, tx, kc, yi, xi, kb)
+    sch.parallel(sch.fuse(n, ty))
+    sch.compute_at(cols, kc)
     sch.set_scope(cols, 0, "local")
-    _unroll_tile(sch, cols, tx, vec)
+    _unroll_tile(sch, cols, kc, vec)
     if epilogue is not None:
         sch.set_scope(out, 0, "local")  # the m x m x vec output tile: registers, then the epilogue
-        sch.reverse_compute_at(epilogue, tx)
+        sch.reverse_compute_at(epilogue, kc)
         loops = sch.get_loops(epilogue)
         inner = extent(sch, loops[-1])
         if vec > 1 and inner % vec == 0:
@@ -97,6 +98,9 @@ def winograd_output(func, target):
     return sch
 
 
+U_L1_BYTES = 32 * 1024  # L1 data cache
+
+
 @rule("llvm", name="winograd_gemm", order=10)
 def winograd_gemm(func, target):
     """M[b] = V[b] U[b] per tile position b: a pt x kt register tile (pt rows of V broadcast, kt/16 vectors of
@@ -106,18 +110,22 @@ def winograd_gemm(func, target):
     gemm = block(sch, "winograd_gemm")
     if gemm is None:
         return None
-    p, b, k, c = sch.get_loops(gemm)
+    b, p, k, c = sch.get_loops(gemm)
     pt, kt = gemm_tiles(extent(sch, p), extent(sch, k), lanes(target))
+    small_u = extent(sch, c) * extent(sch, k) * 4 <= U_L1_BYTES
     vec = largest_pow2_divisor(kt, lanes(target))
     if extent(sch, p) % pt:
         raise NotMine("P not padded to the register tile")
     p_o, p_i = sch.split(p, [None, pt])
     k_o, k_v, k_l = sch.split(k, [None, kt // vec, vec])
     c_o, c_i = sch.split(c, [None, largest_divisor(extent(sch, c), 4)])
-    sch.reorder(b, k_o, p_o, c_o, c_i, p_i, k_v, k_l)
-    sch.parallel(sch.fuse(b, k_o))
+    # U[b] small enough for L1: every tile block multiplies all of it (V's rows are read once). Otherwise one
+    # C x kt panel of U stays in cache while the task walks down V[b].
+    outer = (p_o, k_o) if small_u else (k_o, p_o)
+    sch.reorder(b, *outer, c_o, c_i, p_i, k_v, k_l)
+    sch.parallel(sch.fuse(b, outer[0]))
     acc = sch.cache_write(gemm, 0, "local")
-    sch.reverse_compute_at(acc, p_o)
+    sch.reverse_compute_at(acc, outer[1])  # the register tile, stored once its sum over C is complete
     for loop in (c_i, p_i, k_v):
         sch.unroll(loop)
     sch.vectorize(k_l)
