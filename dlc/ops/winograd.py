@@ -131,3 +131,18 @@ def output_transform(mm: te.Tensor, m: int, out_shape: tuple[int, int, int, int,
         return _dot(a_mat, y % m, lambda r: cols[r, x % m, p, kc * kb + ko])
 
     return te.compute((n, k_chunks, out_h, out_w, kb), value, name="winograd_output")
+
+
+def row_tile(tiles_per_row: int) -> int | None:
+    """The matmul's register tile height for ``fused``, which multiplies one row of tiles at a time: the
+    largest divisor of the row in 4..8, or None (then the layer takes the three-kernel form)."""
+    return next((t for t in range(8, 3, -1) if tiles_per_row % t == 0), None)
+
+
+def fused(data: te.Tensor, u: te.Tensor, m: int, padding: tuple[int, int, int, int],
+          out_shape: tuple[int, int, int, int, int]) -> te.Tensor:
+    """The three steps as one kernel (V and M are intermediates): the llvm rule computes them one row of tiles
+    at a time, so V and M stay in cache instead of going to memory and back. For layers whose U is small
+    (it is read once per row of tiles)."""
+    v = input_transform(data, m, padding)
+    return output_transform(batched_gemm(v, u), m, out_shape)

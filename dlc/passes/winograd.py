@@ -29,6 +29,7 @@ from . import register_pass
 # Rough rates of this project's kernels on one AVX-512 core (measured on ResNet-50/VGG-19 layers; see
 # benchmarks/winograd.py): direct conv and the Winograd matmuls, in FLOP/s, and the memory traffic rate of
 # the transforms and of streaming U, in bytes/s.
+FUSE_MAX_U_BYTES = 2.5e6
 COST = {"direct_flops": 80e9, "gemm_flops": 90e9, "bytes": 12e9}
 
 
@@ -54,6 +55,12 @@ def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None) -> float:
     gemm = 2 * a * a * p * c * k / COST["gemm_flops"]
     traffic = 4 * (2 * a * a * p * (c + k) + a * a * c * k)  # V, M written and read; U read once
     return gemm + traffic / COST["bytes"]
+
+
+def fuse_rows(c: int, k: int, m: int) -> bool:
+    """One kernel, a row of tiles at a time (``wino.fused``): U is read once per row, so only when it is small
+    (<= 2.5 MB: 128 x 128 channels at F(4,3)); V and M then never leave the cache."""
+    return (m + 2) ** 2 * c * k * 4 <= FUSE_MAX_U_BYTES
 
 
 def choose(c: int, k: int, out_h: int, out_w: int, mode: str) -> int | None:
@@ -112,6 +119,11 @@ class _Rewriter(relax.PyExprMutator):
         u = wino.transform_weight(_oihw(w, *blocks), m)
         padding = tuple(int(p) for p in a.padding)
         tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
+        row = wino.tiles(out_shape[3], m)
+        if self.lanes and fuse_rows(c, k, m) and wino.row_tile(row):
+            packed = wino.pack_weight(u, wino.gemm_tiles(row, k, self.lanes)[1])
+            return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
+                                         primfunc_name_hint=f"winograd{m}_conv")
         p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
         v = self.builder_.emit(self.builder_.call_te(wino.input_transform, data, m, padding, p_pad,
                                                      primfunc_name_hint=f"winograd{m}_input"))

@@ -1,5 +1,7 @@
 """winograd: 3x3 stride-1 convs become input transform + batched matmul + output transform, per layer."""
 
+import re
+
 import numpy as np
 import pytest
 from helpers import conv_model, kernels, lower, ort_run, rand
@@ -12,14 +14,18 @@ from dlc.passes.winograd import choose
 REL_TOL = 2e-5
 
 
-@pytest.mark.parametrize("hw", [16, 14, 13])
-def test_winograd_matches_onnxruntime(hw):
-    model = conv_model(c=32, k=48, hw=hw)
-    x = {"x": rand(1, 32, hw, hw, seed=hw)}
+HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand:winograd_output"}
+
+
+# 32 -> 48 channels: U is small, one kernel (winograd_conv, a row of tiles at a time); 256 -> 160: three kernels
+@pytest.mark.parametrize("c,k,hw,kernel", [(32, 48, 16, "conv"), (32, 48, 14, "conv"), (32, 48, 13, "conv"),
+                                           (256, 160, 10, "input"), (256, 160, 13, "input")])
+def test_winograd_matches_onnxruntime(c, k, hw, kernel):
+    model = conv_model(c=c, k=k, hw=hw)
+    x = {"x": rand(1, c, hw, hw, seed=hw)}
     compiled = dlc.compile(model, winograd="on")
-    assert any("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels)
-    assert {k["origin"] for k in compiled.kernels if "winograd" in k["name"]} <= {"hand:winograd_input", "hand:winograd_gemm",
-                                                                                  "hand:winograd_output"}
+    assert any(re.search(rf"winograd\d_{kernel}", k_["name"]) for k_ in compiled.kernels)
+    assert {k_["origin"] for k_ in compiled.kernels if "winograd" in k_["name"]} <= HAND
     y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
     assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
 
