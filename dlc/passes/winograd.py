@@ -125,8 +125,12 @@ class _Rewriter(relax.PyExprMutator):
             return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
                                          primfunc_name_hint=f"winograd{m}_conv")
         p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
-        v = self.builder_.emit(self.builder_.call_te(wino.input_transform, data, m, padding, p_pad,
-                                                     primfunc_name_hint=f"winograd{m}_input"))
+        v = self.builder_.call_te(wino.input_transform, data, m, padding, p_pad, primfunc_name_hint=f"winograd{m}_input")
+        # Out-ewise-fusable, as a conv: the input transform is injective, and FuseOps would otherwise merge the
+        # previous layer's output transform (or any producer) into its kernel. AnnotateTIROpPattern keeps it.
+        gv = v.args[0]
+        self.builder_.update_func(gv, self.builder_.get()[gv].with_attr("op_pattern", 4))
+        v = self.builder_.emit(v)
         if self.lanes:
             packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
             mm = self.builder_.emit(self.builder_.call_te(wino.batched_gemm, v, relax.const(packed),
