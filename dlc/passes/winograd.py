@@ -26,11 +26,13 @@ from ..ops import winograd as wino
 from ..target import is_cuda, vector_lanes
 from . import register_pass
 
-# Rough rates of this project's kernels on one AVX-512 core (measured on ResNet-50/VGG-19 layers; see
-# benchmarks/winograd.py): direct conv and the Winograd matmuls, in FLOP/s, and the memory traffic rate of
-# the transforms and of streaming U, in bytes/s.
-FUSE_MAX_U_BYTES = 2.5e6
-COST = {"direct_flops": 80e9, "gemm_flops": 90e9, "bytes": 12e9}
+# Rates of this project's kernels on one AVX-512 core (Cascade Lake), fitted to benchmarks/winograd.py on the
+# VGG-19/ResNet-50 layers: direct conv and Winograd matmul in FLOP/s; in bytes/s, the transforms (per byte of
+# V and M, channels counted in whole vectors), V and M written to memory and read back (three-kernel form),
+# U streamed once (three kernels) or re-read from cache once per row of tiles (one kernel).
+COST = {"direct_flops": 100e9, "gemm_flops": 100e9, "transform_bytes": 5e9, "memory_bytes": 11e9,
+        "weight_bytes": 10e9, "cache_bytes": 40e9}
+FUSE_MAX_U_BYTES, FUSE_MIN_VM_BYTES = 2.5e6, 2e6
 
 
 def _layouts_ok(attrs) -> tuple[int, int] | None:
@@ -51,16 +53,22 @@ def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None) -> float:
     """Seconds for one image: direct conv if m is None, else Winograd F(m x m, 3 x 3)."""
     if m is None:
         return 2 * 9 * c * k * out_h * out_w / COST["direct_flops"]
-    a, p = m + 2, wino.tiles(out_h, m) * wino.tiles(out_w, m)
-    gemm = 2 * a * a * p * c * k / COST["gemm_flops"]
-    traffic = 4 * (2 * a * a * p * (c + k) + a * a * c * k)  # V, M written and read; U read once
-    return gemm + traffic / COST["bytes"]
+    a2, rows, p = (m + 2) ** 2, wino.tiles(out_h, m), wino.tiles(out_h, m) * wino.tiles(out_w, m)
+    gemm = 2 * a2 * wino.padded_tiles(p, k) * c * k / COST["gemm_flops"]
+    vectors = -(-c // 16) * 16 + -(-k // 16) * 16
+    transforms = 4 * a2 * p * vectors / COST["transform_bytes"]
+    u = 4 * a2 * c * k
+    if fuse_rows(c, k, m, p):
+        return gemm + transforms + rows * u / COST["cache_bytes"]
+    return gemm + transforms + 8 * a2 * p * (c + k) / COST["memory_bytes"] + u / COST["weight_bytes"]
 
 
-def fuse_rows(c: int, k: int, m: int) -> bool:
-    """One kernel, a row of tiles at a time (``wino.fused``): U is read once per row, so only when it is small
-    (<= 2.5 MB: 128 x 128 channels at F(4,3)); V and M then never leave the cache."""
-    return (m + 2) ** 2 * c * k * 4 <= FUSE_MAX_U_BYTES
+def fuse_rows(c: int, k: int, m: int, tiles: int) -> bool:
+    """One kernel, a row of tiles at a time (``wino.fused``)? It reads U once per row of tiles instead of
+    writing V and M to memory and reading them back: worth it where U is small (<= 2.5 MB: 128 x 128 channels
+    at F(4,3)) and V and M would not stay in cache (> 2 MB together; below that three kernels are faster)."""
+    a2 = (m + 2) ** 2
+    return a2 * c * k * 4 <= FUSE_MAX_U_BYTES and a2 * tiles * (c + k) * 4 > FUSE_MIN_VM_BYTES
 
 
 def choose(c: int, k: int, out_h: int, out_w: int, mode: str) -> int | None:
@@ -120,7 +128,7 @@ class _Rewriter(relax.PyExprMutator):
         padding = tuple(int(p) for p in a.padding)
         tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
         row = wino.tiles(out_shape[3], m)
-        if self.lanes and fuse_rows(c, k, m) and wino.row_tile(row):
+        if self.lanes and fuse_rows(c, k, m, tiles) and wino.row_tile(row):
             packed = wino.pack_weight(u, wino.gemm_tiles(row, k, self.lanes)[1])
             return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
                                          primfunc_name_hint=f"winograd{m}_conv")
