@@ -97,6 +97,15 @@ class _Rewriter(relax.PyExprMutator):
         self.mode = mode
         self.lanes = lanes  # 0 on cuda: plain matmul, U unpacked
 
+    def _conv_like(self, te_func, *args, name: str) -> relax.Call:
+        """call_te, with the kernel marked out-ewise-fusable (4) as a conv is: the transforms are injective, and
+        FuseOps would otherwise merge their producers (the previous layer's output transform) or injective
+        consumers (a concatenate) into their kernels. AnnotateTIROpPattern keeps a pattern that is set."""
+        call = self.builder_.call_te(te_func, *args, primfunc_name_hint=name)
+        gv = call.args[0]
+        self.builder_.update_func(gv, self.builder_.get()[gv].with_attr("op_pattern", 4))
+        return call
+
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = self.visit_expr_post_order(call)
         if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
@@ -133,19 +142,14 @@ class _Rewriter(relax.PyExprMutator):
             return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
                                          primfunc_name_hint=f"winograd{m}_conv")
         p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
-        v = self.builder_.call_te(wino.input_transform, data, m, padding, p_pad, primfunc_name_hint=f"winograd{m}_input")
-        # Out-ewise-fusable, as a conv: the input transform is injective, and FuseOps would otherwise merge the
-        # previous layer's output transform (or any producer) into its kernel. AnnotateTIROpPattern keeps it.
-        gv = v.args[0]
-        self.builder_.update_func(gv, self.builder_.get()[gv].with_attr("op_pattern", 4))
-        v = self.builder_.emit(v)
+        v = self.builder_.emit(self._conv_like(wino.input_transform, data, m, padding, p_pad, name=f"winograd{m}_input"))
         if self.lanes:
             packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
             mm = self.builder_.emit(self.builder_.call_te(wino.batched_gemm, v, relax.const(packed),
                                                           primfunc_name_hint=f"winograd{m}_gemm"))
         else:
             mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, primfunc_name_hint=f"winograd{m}_output")
+        y = self._conv_like(wino.output_transform, mm, m, out_shape, name=f"winograd{m}_output")
         return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 

@@ -101,9 +101,18 @@ def _epilogue(sch, out):
         consumers = sch.get_consumers(out)
         if len(consumers) > 1:
             raise NotMine("the output transform feeds several blocks")
-        if not consumers or not sch.get_consumers(consumers[0]):
-            return consumers[0] if consumers else None
+        if not consumers:
+            return None
+        if not sch.get_consumers(consumers[0]):
+            if _elements(sch, consumers[0]) != _elements(sch, out):
+                raise NotMine("the epilogue is not elementwise (a concatenate?)")
+            return consumers[0]
         sch.compute_inline(consumers[0])
+
+
+def _elements(sch, blk) -> int:
+    """Points a spatial block computes (the elements it writes)."""
+    return math.prod(int(iv.dom.extent) for iv in sch.get(blk).iter_vars)
 
 
 def _output(sch, out, cols, target):

@@ -4,7 +4,8 @@ import re
 
 import numpy as np
 import pytest
-from helpers import conv_model, kernels, lower, ort_run, rand
+from helpers import conv_model, kernels, lower, make_model, ort_run, rand
+from onnx import helper
 
 import dlc
 from dlc.passes.winograd import choose
@@ -53,3 +54,20 @@ def test_winograd_kernels_compile_for_cuda(arch):
     assert any("winograd4_input" in name for name in built)  # the NCHW -> NCHW1c reshape fuses in front
     assert any("winograd4_output" in name for name in built)
     assert all(k["spill_stores"] == 0 for k in compiled.metadata["cuda"]["kernels"])
+
+
+def test_winograd_feeding_a_concatenate():
+    # Two Winograd convs (three-kernel form) into a Concat, as in Inception: the output transforms keep their
+    # own kernels (a concatenate is not their epilogue), then a second Winograd layer reads the result.
+    w1, w2 = (rand(32, 64, 3, 3, seed=s, scale=0.06) for s in (1, 2))
+    w3 = rand(64, 64, 3, 3, seed=3, scale=0.06)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1] * 4), helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("Conv", ["x", "w2"], ["b"], pads=[1] * 4),
+             helper.make_node("Concat", ["ra", "b"], ["c"], axis=1),
+             helper.make_node("Conv", ["c", "w3"], ["y"], pads=[1] * 4)]
+    model = make_model(nodes, [("x", [1, 64, 14, 14])], [("y", [1, 64, 14, 14])], [("w1", w1), ("w2", w2), ("w3", w3)])
+    x = {"x": rand(1, 64, 14, 14, seed=4)}
+    compiled = dlc.compile(model, winograd="on")
+    assert sum("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels) >= 2
+    y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
+    assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
