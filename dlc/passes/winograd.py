@@ -8,11 +8,15 @@
 ``U``, the transformed weights, is a constant computed here in float64. The bias, residual and activation
 that followed the conv follow the output transform and fuse into its kernel.
 
+On llvm the matmul is ``wino.batched_gemm`` over U packed for its register tile (``wino.pack_weight``), and
+a layer whose U is small while V and M are big (VGG's 224x224 and 112x112 layers) becomes one kernel,
+``wino.fused``, computed a row of tiles at a time so that V and M stay in cache (``fuse_rows``).
+
 Which layers: ``--winograd on`` takes every eligible conv, ``off`` none, ``auto`` (default) those the cost
 model below expects to win. Winograd trades multiplies for memory traffic: the transformed input and output
 are (m+2)^2/m^2 times the image (2.25x for F(4,3)), and U is (m+2)^2/9 times the weights (4x for F(4,3)),
 read once per inference. So it pays where compute dominates (large images, many channels) and loses on
-7x7 maps with 512 channels, where U alone is ~38 MB. ``choose`` estimates both sides with the machine
+7x7 maps with 512 channels, where U alone is ~38 MB (17 MB at F(2,3)), and on 3-channel input images. ``choose`` estimates both sides with the machine
 figures in ``COST``.
 """
 
