@@ -2,9 +2,17 @@
 
 Each distinct layer (channels in/out, image size) becomes a one-conv ONNX model (conv + bias + ReLU, as in the
 nets), compiled twice — ``--winograd off`` and ``--winograd on`` (F(4,3) or F(2,3), whichever the cost model
-prefers) — and timed alternately, run by run, on the same input. The default clock is the thread's CPU time
-on one thread, which other processes on a shared machine cannot inflate; ``--wall --threads 2`` measures
-what a user sees on an idle machine.
+prefers). Two times per layer and variant:
+
+* kernels (the per-layer figure, and the speedup): the compiled layer's kernels, each run alone on random
+  buffers, median of ``--repeat`` runs, summed: the layer as it runs inside a network. The one-conv model's
+  input conversion NCHW -> NCHW16c (a kernel of its own, the same in both variants, absent between layers
+  of a network) is left out; its output conversion is fused into the last kernel of both variants and stays.
+* model: ``CompiledModel.run`` end to end, alternating the two variants run by run; it adds ~1-2 ms of VM,
+  allocation and numpy conversion per call, which hides the difference on small layers.
+
+The default clock is the thread's CPU time on one thread, which other processes on a shared machine cannot
+inflate; ``--wall --threads 2`` measures what a user sees on an idle machine.
 
     python benchmarks/winograd.py [--repeat 10] [--json out.json] [--wall --threads 2]
 """
@@ -15,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -51,6 +60,35 @@ def timed(run, wall: bool) -> float:
     return clock() - t0
 
 
+def kernels_time(model: onnx.ModelProto, winograd: str, repeat: int, wall: bool) -> float:
+    """Seconds: the sum over the compiled model's kernels of each one's median time, run alone."""
+    import tvm
+    from tvm import tirx
+
+    from dlc.api import prepare
+    from dlc.options import CompileOptions
+    from dlc.target import resolve_target
+
+    options = CompileOptions(winograd=winograd)
+    target = resolve_target(options.target)
+    _, imported, pipeline = prepare(model, options, target, lambda _msg: None)
+    mod = pipeline.run(imported.mod, until="schedule")
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        name = gv.name_hint
+        if name.startswith("te_layout_transform"):  # the model input's NCHW -> NCHW16c
+            continue
+        kernel = tvm.compile(tvm.IRModule({name: func.with_attr("global_symbol", name)}), target=target)[name]
+        args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.ty.shape]).astype(str(p.ty.dtype)))
+                for p in func.params]
+        kernel(*args)
+        total += float(np.median([timed(lambda f=kernel, a=args: f(*a), wall) for _ in range(repeat)]))
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=10)
@@ -72,29 +110,36 @@ def main() -> None:
         x = {"x": np.random.default_rng(1).standard_normal((1, c, hw, hw)).astype(np.float32)}
         direct = dlc.compile(model, winograd="off")
         wino = dlc.compile(model, winograd="on")
-        kinds = sorted({k_["name"].split("_")[0] for k_ in wino.kernels if "winograd" in k_["name"]})
+        kinds = sorted({m.group() for k_ in wino.kernels if (m := re.search(r"winograd\d", k_["name"]))})
         ref, got = direct.run(x)["y"], wino.run(x)["y"]
+        # A model's first run sizes TVM's pool to every core unless told: the thread's CPU time would then be
+        # this thread's share only.
+        dlc.runtime.set_num_threads(args.threads)
         times = {"direct": [], "winograd": []}
         for _ in range(args.repeat):  # alternate, so drift in the machine's load hits both alike
             for key, compiled in (("direct", direct), ("winograd", wino)):
                 times[key].append(timed(lambda compiled=compiled, x=x: compiled.run(x), args.wall))
-        d, w = (float(np.median(times[key])) for key in ("direct", "winograd"))
+        md, mw = (float(np.median(times[key])) for key in ("direct", "winograd"))
+        d, w = (kernels_time(model, mode, args.repeat, args.wall) for mode in ("off", "on"))
         gflop = 2 * 9 * c * k * hw * hw / 1e9
         row = {"model": model_name, "layer": f"{c}->{k} @{hw}x{hw}", "count": count, "winograd": "/".join(kinds),
                "direct_ms": d * 1e3, "winograd_ms": w * 1e3, "speedup": d / w, "direct_gflops": gflop / d,
+               "model_direct_ms": md * 1e3, "model_winograd_ms": mw * 1e3, "model_speedup": md / mw,
                "max_rel_err": float(np.abs(got - ref).max() / np.abs(ref).max())}
         rows.append(row)
-        print(f"{model_name:9s} {row['layer']:18s} x{count}  direct {row['direct_ms']:8.2f} ms "
-              f"({row['direct_gflops']:5.1f} GFLOP/s)  {row['winograd']:10s} {row['winograd_ms']:8.2f} ms  "
-              f"speedup {row['speedup']:4.2f}  rel err {row['max_rel_err']:.1e}", flush=True)
+        print(f"{model_name:9s} {row['layer']:18s} x{count}  direct {row['direct_ms']:7.2f} ms "
+              f"({row['direct_gflops']:5.1f} GFLOP/s)  {row['winograd']:9s} {row['winograd_ms']:7.2f} ms  "
+              f"speedup {row['speedup']:4.2f}  (model runs: {md * 1e3:7.2f} / {mw * 1e3:7.2f} ms, "
+              f"{md / mw:4.2f})  rel err {row['max_rel_err']:.1e}", flush=True)
     for name in sorted({r["model"] for r in rows}):
         sel = [r for r in rows if r["model"] == name]
         geo = math.exp(sum(math.log(r["speedup"]) for r in sel) / len(sel))
         total = sum(r["direct_ms"] * r["count"] for r in sel) / sum(r["winograd_ms"] * r["count"] for r in sel)
         print(f"{name}: geomean per-layer speedup {geo:.2f}, all 3x3 layers together {total:.2f}")
     geo = math.exp(sum(math.log(r["speedup"]) for r in rows) / max(len(rows), 1))
-    print(f"all layers: geomean speedup {geo:.2f} ({'wall' if args.wall else 'thread CPU'} time, "
-          f"{args.threads} thread(s), median of {args.repeat})")
+    mean = sum(r["speedup"] for r in rows) / max(len(rows), 1)
+    print(f"all layers: geomean speedup {geo:.2f}, mean {mean:.2f} (kernels, {'wall' if args.wall else 'thread CPU'} "
+          f"time, {args.threads} thread(s), median of {args.repeat})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "layers": rows}, f,

@@ -6,7 +6,8 @@ A 3x3 convolution computes each output from 9 inputs per channel pair: 144 multi
 outputs. Winograd's F(4x4, 3x3) gets the same 4x4 block with 36, by moving into a transformed space where the
 convolution is an elementwise product (Lavin & Gray, 2016). dlc rewrites eligible convolutions (3x3, stride 1,
 no groups) into three kernels: an input transform, a batch of 36 matrix multiplies, and an output transform
-that also applies the layer's bias and ReLU.
+that also applies the layer's bias and ReLU. (Where the transformed weights are small and the image large, as
+in VGG's first layers, the three come as one kernel, ``winograd4_conv``, working a row of tiles at a time.)
 
 This tutorial compiles one layer of VGG-19 both ways, shows what ``--explain`` reports, checks both against
 onnxruntime, and times them side by side. ``CI=true`` uses a smaller layer and fewer runs.

@@ -7,14 +7,19 @@
 
 with ``a = m + 2``: F(4x4, 3x3) (a = 6) does 36 multiplies per 16 outputs and channel pair where a direct conv
 does 144, F(2x2, 3x3) (a = 4) 16 per 4 instead of 36 (Lavin & Gray, 2016). The transform matrices are TVM's
-Cook-Toom ones (``topi.nn.winograd_util``); the transforms are written as two separable stages each, and the
-channel block is innermost everywhere, so every step vectorizes over channels.
+Cook-Toom ones (``topi.nn.winograd_util``); the transforms are written as two separable stages each, every
+stage an explicit sum over the matrix's nonzero entries (no reduction blocks), and the channel block is
+innermost everywhere, so every step vectorizes over channels.
 
-Block names (``winograd_input_rows``/``winograd_input``, ``winograd_output_cols``/``winograd_output``) are
-what ``schedules/llvm/winograd.py`` matches on; the matmul is an ordinary Relax matmul.
+On llvm the matmul is ``batched_gemm`` over U packed by ``pack_weight`` (its register tile's output channels
+contiguous) and V padded to whole register tiles (``padded_tiles``); on cuda it is an ordinary Relax matmul.
+Block names (``winograd_input_patch``/``_rows``/``winograd_input``, ``winograd_gemm``,
+``winograd_output_cols``/``winograd_output``) are what ``schedules/llvm/winograd.py`` matches on.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from tvm import te, tirx
@@ -35,59 +40,109 @@ def transform_weight(weight_oihw: np.ndarray, m: int) -> np.ndarray:
     return u.reshape(a * a, weight_oihw.shape[1], weight_oihw.shape[0]).astype(weight_oihw.dtype)
 
 
-def _const(mat: np.ndarray, i, j) -> tirx.PrimExpr:
-    """mat[i, j] for loop variables i, j: a select chain that folds to a constant once the loops unroll."""
-    expr = tirx.const(0.0, "float32")
+def _dot(mat: np.ndarray, j, term: Callable[[int], tirx.PrimExpr]) -> tirx.PrimExpr:
+    """sum_r mat[r, j] * term(r) for a loop variable j: per r a select chain over j, which folds to a constant
+    (and a zero term to nothing) once the loops unroll. Rows of zeros are left out."""
+    total = None
     for r in range(mat.shape[0]):
-        for c in range(mat.shape[1]):
-            if mat[r, c] != 0:
-                expr = tirx.Select(tirx.all(i == r, j == c), tirx.const(float(mat[r, c]), "float32"), expr)
-    return expr
+        if not mat[r].any():
+            continue
+        coef = tirx.const(0.0, "float32")
+        for c in np.flatnonzero(mat[r]):
+            coef = tirx.Select(j == int(c), tirx.const(float(mat[r, c]), "float32"), coef)
+        total = coef * term(r) if total is None else total + coef * term(r)
+    return total
 
 
 def tiles(size: int, m: int) -> int:
     return (size + m - 1) // m
 
 
-def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int]) -> te.Tensor:
-    """NCHW[x]c data -> V[a*a, P, C] with P = N * tiles(OH) * tiles(OW), for a 3x3 stride-1 conv."""
+def gemm_tiles(p: int, k: int, lanes: int = 16) -> tuple[int, int]:
+    """(pt, kt): the batched matmul's register tile, pt tiles (rows of V) x kt output channels.
+
+    kt is two vectors when K allows; pt (4..8) is the one that pads P least (ties: the larger). The input
+    transform pads P to a multiple of pt (``padded_tiles``), so every register tile is full."""
+    kt = 2 * lanes if k % (2 * lanes) == 0 else lanes if k % lanes == 0 else k
+    pt = min(range(8, 3, -1), key=lambda t: -(-p // t) * t) if p > 4 else p
+    return pt, kt
+
+
+def padded_tiles(p: int, k: int, lanes: int = 16) -> int:
+    pt, _ = gemm_tiles(p, k, lanes)
+    return -(-p // pt) * pt
+
+
+def pack_weight(u: np.ndarray, kt: int) -> np.ndarray:
+    """U[a*a, C, K] -> [a*a, K/kt, C, kt]: the kt output channels a register tile needs are contiguous."""
+    aa, c, k = u.shape
+    return np.ascontiguousarray(u.reshape(aa, c, k // kt, kt).transpose(0, 2, 1, 3))
+
+
+def batched_gemm(v: te.Tensor, u: te.Tensor) -> te.Tensor:
+    """M[b, p, k] = sum_c V[b, p, c] U[b, k // kt, c, k % kt], with U packed by ``pack_weight``."""
+    aa, p, c = (int(d) for d in v.shape)
+    _, kc, _, kt = (int(d) for d in u.shape)
+    rc = te.reduce_axis((0, c), name="rc")
+    return te.compute((aa, p, kc * kt), lambda b, i, k: te.sum(v[b, i, rc] * u[b, k // kt, rc, k % kt], axis=rc),
+                      name="winograd_gemm")
+
+
+def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int], p_pad: int = 0) -> te.Tensor:
+    """NCHW[x]c data -> V[a*a, P, C] with P = N * tiles(OH) * tiles(OW), for a 3x3 stride-1 conv.
+
+    With ``p_pad`` > P, V gets p_pad tiles; the extra ones are zero."""
     n, c_chunks, h, w, cb = (int(d) for d in data.shape)
     top, left, bottom, right = padding
     out_h, out_w = h + top + bottom - 2, w + left + right - 2
     th, tw = tiles(out_h, m), tiles(out_w, m)
     a = m + 2
     _, b_mat, _ = matrices(m)
+    p_real = n * th * tw
+    p_pad = max(p_pad, p_real)
 
-    def pixel(p, c, y, x):  # input pixel of tile p at tile offset (y, x), zero outside the image
+    def pixel(y, x, p, c):  # input pixel of tile p at tile offset (y, x), zero outside the image
         img, t = p // (th * tw), p % (th * tw)
         row, col = t // tw * m + y - top, t % tw * m + x - left
         inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
+        if p_pad > p_real:
+            inside = tirx.all(inside, p < p_real)
         return tirx.if_then_else(inside, data[img, c // cb, row, col, c % cb], tirx.const(0.0, data.dtype))
 
-    r1 = te.reduce_axis((0, a), name="r1")
-    rows = te.compute((a, a, n * th * tw, c_chunks * cb),
-                      lambda e, x, p, c: te.sum(_const(b_mat, r1, e) * pixel(p, c, r1, x), axis=r1),
-                      name="winograd_input_rows")
-    r2 = te.reduce_axis((0, a), name="r2")
-    return te.compute((a * a, n * th * tw, c_chunks * cb),
-                      lambda b, p, c: te.sum(rows[b // a, r2, p, c] * _const(b_mat, r2, b % a), axis=r2),
-                      name="winograd_input")
+    shape = (a, a, p_pad, c_chunks * cb)
+    patch = te.compute(shape, pixel, name="winograd_input_patch")
+    rows = te.compute(shape, lambda e, x, p, c: _dot(b_mat, e, lambda r: patch[r, x, p, c]), name="winograd_input_rows")
+    return te.compute((a * a, p_pad, c_chunks * cb),
+                      lambda b, p, c: _dot(b_mat, b % a, lambda r: rows[b // a, r, p, c]), name="winograd_input")
 
 
 def output_transform(mm: te.Tensor, m: int, out_shape: tuple[int, int, int, int, int]) -> te.Tensor:
-    """M[a*a, P, K] -> NCHW[x]c output of shape ``out_shape`` (tiles past the edge are dropped)."""
+    """M[a*a, P, K] -> NCHW[x]c output of shape ``out_shape`` (tiles past the edge, and padded tiles of M, are
+    dropped)."""
     n, k_chunks, out_h, out_w, kb = out_shape
     th, tw = tiles(out_h, m), tiles(out_w, m)
     a = m + 2
     a_mat, _, _ = matrices(m)
-    r2 = te.reduce_axis((0, a), name="r2")
     cols = te.compute((a, m, n * th * tw, k_chunks * kb),
-                      lambda e, x, p, k: te.sum(mm[e * a + r2, p, k] * _const(a_mat, r2, x), axis=r2),
-                      name="winograd_output_cols")
-    r1 = te.reduce_axis((0, a), name="r1")
+                      lambda e, x, p, k: _dot(a_mat, x, lambda r: mm[e * a + r, p, k]), name="winograd_output_cols")
 
     def value(img, kc, y, x, ko):
         p = img * th * tw + y // m * tw + x // m
-        return te.sum(_const(a_mat, r1, y % m) * cols[r1, x % m, p, kc * kb + ko], axis=r1)
+        return _dot(a_mat, y % m, lambda r: cols[r, x % m, p, kc * kb + ko])
 
     return te.compute((n, k_chunks, out_h, out_w, kb), value, name="winograd_output")
+
+
+def row_tile(tiles_per_row: int) -> int | None:
+    """The matmul's register tile height for ``fused``, which multiplies one row of tiles at a time: the
+    largest divisor of the row in 4..8, or None (then the layer takes the three-kernel form)."""
+    return next((t for t in range(8, 3, -1) if tiles_per_row % t == 0), None)
+
+
+def fused(data: te.Tensor, u: te.Tensor, m: int, padding: tuple[int, int, int, int],
+          out_shape: tuple[int, int, int, int, int]) -> te.Tensor:
+    """The three steps as one kernel (V and M are intermediates): the llvm rule computes them one row of tiles
+    at a time, so V and M stay in cache instead of going to memory and back. For layers whose U is small
+    (it is read once per row of tiles)."""
+    v = input_transform(data, m, padding)
+    return output_transform(batched_gemm(v, u), m, out_shape)

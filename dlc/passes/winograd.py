@@ -8,11 +8,15 @@
 ``U``, the transformed weights, is a constant computed here in float64. The bias, residual and activation
 that followed the conv follow the output transform and fuse into its kernel.
 
+On llvm the matmul is ``wino.batched_gemm`` over U packed for its register tile (``wino.pack_weight``), and
+a layer whose U is small while V and M are big (VGG's 224x224 and 112x112 layers) becomes one kernel,
+``wino.fused``, computed a row of tiles at a time so that V and M stay in cache (``fuse_rows``).
+
 Which layers: ``--winograd on`` takes every eligible conv, ``off`` none, ``auto`` (default) those the cost
 model below expects to win. Winograd trades multiplies for memory traffic: the transformed input and output
 are (m+2)^2/m^2 times the image (2.25x for F(4,3)), and U is (m+2)^2/9 times the weights (4x for F(4,3)),
 read once per inference. So it pays where compute dominates (large images, many channels) and loses on
-7x7 maps with 512 channels, where U alone is ~38 MB. ``choose`` estimates both sides with the machine
+7x7 maps with 512 channels, where U alone is ~38 MB (17 MB at F(2,3)), and on 3-channel input images. ``choose`` estimates both sides with the machine
 figures in ``COST``.
 """
 
@@ -23,12 +27,16 @@ import tvm
 from tvm import relax
 
 from ..ops import winograd as wino
+from ..target import is_cuda, vector_lanes
 from . import register_pass
 
-# Rough rates of this project's kernels on one AVX-512 core (measured on ResNet-50/VGG-19 layers; see
-# benchmarks/winograd.py): direct conv and the Winograd matmuls, in FLOP/s, and the memory traffic rate of
-# the transforms and of streaming U, in bytes/s.
-COST = {"direct_flops": 80e9, "gemm_flops": 90e9, "bytes": 12e9}
+# Rates of this project's kernels on one AVX-512 core (Cascade Lake), fitted to benchmarks/winograd.py on the
+# VGG-19/ResNet-50 layers: direct conv and Winograd matmul in FLOP/s; in bytes/s, the transforms (per byte of
+# V and M, channels counted in whole vectors), V and M written to memory and read back (three-kernel form),
+# U streamed once (three kernels) or re-read from cache once per row of tiles (one kernel).
+COST = {"direct_flops": 100e9, "gemm_flops": 100e9, "transform_bytes": 5e9, "memory_bytes": 11e9,
+        "weight_bytes": 10e9, "cache_bytes": 40e9}
+FUSE_MAX_U_BYTES, FUSE_MIN_VM_BYTES = 2.5e6, 2e6
 
 
 def _layouts_ok(attrs) -> tuple[int, int] | None:
@@ -49,10 +57,22 @@ def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None) -> float:
     """Seconds for one image: direct conv if m is None, else Winograd F(m x m, 3 x 3)."""
     if m is None:
         return 2 * 9 * c * k * out_h * out_w / COST["direct_flops"]
-    a, p = m + 2, wino.tiles(out_h, m) * wino.tiles(out_w, m)
-    gemm = 2 * a * a * p * c * k / COST["gemm_flops"]
-    traffic = 4 * (2 * a * a * p * (c + k) + a * a * c * k)  # V, M written and read; U read once
-    return gemm + traffic / COST["bytes"]
+    a2, rows, p = (m + 2) ** 2, wino.tiles(out_h, m), wino.tiles(out_h, m) * wino.tiles(out_w, m)
+    gemm = 2 * a2 * wino.padded_tiles(p, k) * c * k / COST["gemm_flops"]
+    vectors = -(-c // 16) * 16 + -(-k // 16) * 16
+    transforms = 4 * a2 * p * vectors / COST["transform_bytes"]
+    u = 4 * a2 * c * k
+    if fuse_rows(c, k, m, p):
+        return gemm + transforms + rows * u / COST["cache_bytes"]
+    return gemm + transforms + 8 * a2 * p * (c + k) / COST["memory_bytes"] + u / COST["weight_bytes"]
+
+
+def fuse_rows(c: int, k: int, m: int, tiles: int) -> bool:
+    """One kernel, a row of tiles at a time (``wino.fused``)? It reads U once per row of tiles instead of
+    writing V and M to memory and reading them back: worth it where U is small (<= 2.5 MB: 128 x 128 channels
+    at F(4,3)) and V and M would not stay in cache (> 2 MB together; below that three kernels are faster)."""
+    a2 = (m + 2) ** 2
+    return a2 * c * k * 4 <= FUSE_MAX_U_BYTES and a2 * tiles * (c + k) * 4 > FUSE_MIN_VM_BYTES
 
 
 def choose(c: int, k: int, out_h: int, out_w: int, mode: str) -> int | None:
@@ -76,9 +96,19 @@ def _oihw(weight: np.ndarray, ib: int, ob: int) -> np.ndarray:
 
 @relax.expr_functor.mutator
 class _Rewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, mode: str):
+    def __init__(self, mod: tvm.IRModule, mode: str, lanes: int):
         super().__init__(mod)
         self.mode = mode
+        self.lanes = lanes  # 0 on cuda: plain matmul, U unpacked
+
+    def _conv_like(self, te_func, *args, name: str) -> relax.Call:
+        """call_te, with the kernel marked out-ewise-fusable (4) as a conv is: the transforms are injective, and
+        FuseOps would otherwise merge their producers (the previous layer's output transform) or injective
+        consumers (a concatenate) into their kernels. AnnotateTIROpPattern keeps a pattern that is set."""
+        call = self.builder_.call_te(te_func, *args, primfunc_name_hint=name)
+        gv = call.args[0]
+        self.builder_.update_func(gv, self.builder_.get()[gv].with_attr("op_pattern", 4))
+        return call
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = self.visit_expr_post_order(call)
@@ -109,9 +139,21 @@ class _Rewriter(relax.PyExprMutator):
             return call
         u = wino.transform_weight(_oihw(w, *blocks), m)
         padding = tuple(int(p) for p in a.padding)
-        v = self.builder_.call_te(wino.input_transform, data, m, padding, primfunc_name_hint=f"winograd{m}_input")
-        mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        y = self.builder_.call_te(wino.output_transform, mm, m, out_shape, primfunc_name_hint=f"winograd{m}_output")
+        tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
+        row = wino.tiles(out_shape[3], m)
+        if self.lanes and fuse_rows(c, k, m, tiles) and wino.row_tile(row):
+            packed = wino.pack_weight(u, wino.gemm_tiles(row, k, self.lanes)[1])
+            return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
+                                         primfunc_name_hint=f"winograd{m}_conv")
+        p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
+        v = self.builder_.emit(self._conv_like(wino.input_transform, data, m, padding, p_pad, name=f"winograd{m}_input"))
+        if self.lanes:
+            packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
+            mm = self.builder_.emit(self.builder_.call_te(wino.batched_gemm, v, relax.const(packed),
+                                                          primfunc_name_hint=f"winograd{m}_gemm"))
+        else:
+            mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
+        y = self._conv_like(wino.output_transform, mm, m, out_shape, name=f"winograd{m}_output")
         return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 
@@ -121,7 +163,7 @@ def winograd(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="Winograd")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        rewriter = _Rewriter(mod, mode)
+        rewriter = _Rewriter(mod, mode, 0 if is_cuda(target) else vector_lanes(target))
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
                 rewriter.builder_.update_func(gv, rewriter.visit_expr(func))

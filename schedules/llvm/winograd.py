@@ -1,10 +1,16 @@
-"""Winograd transforms (``dlc.ops.winograd``): each tile's a x a arithmetic fully unrolled, channels vectorized.
+"""Winograd (``dlc.ops.winograd``): transforms fully unrolled per tile with channels vectorized, and the
+batched matmul as a register-tiled AVX-512 GEMM.
 
-Both transforms are memory-bound; what matters is touching each input and output element once. The input
-transform works per (tile, channel block): the a x a x 16 input patch becomes a x a x 16 partial rows and
-then the a*a transformed vectors, with every transform coefficient a constant after unrolling. The output
-transform works per (output tile, channel block) and computes its fused epilogue (bias, residual, ReLU) on
-the m x m x 16 result before writing it.
+* Input transform, per (tile, channel block): the a x a x 16 input patch (zero outside the image), B^T d,
+  then (B^T d) B stored as a*a vectors, one per tile position; every coefficient is a constant after
+  unrolling and the stages stay in registers between the load and the stores.
+* Matmul, per tile position b: M[b] = V[b] U[b] with a pt x kt register tile (pt rows of V broadcast, kt/16
+  vectors of U packed by the pass so that they are contiguous), summed over all C before it is stored.
+* Output transform, per (output tile, channel block): M A, then A^T (M A) and the fused epilogue (bias,
+  residual, ReLU) on the m x m x 16 result before it is stored.
+
+A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time,
+so V and M (each 2.25x the image at F(4,3)) stay in cache; the others come as three kernels.
 """
 
 from __future__ import annotations
@@ -13,38 +19,171 @@ import math
 
 from tvm import s_tir
 
+from dlc.ops.winograd import gemm_tiles, row_tile
 from dlc.schedule import rule
-from dlc.schedule.utils import block, extent, inline_epilogue, lanes, largest_pow2_divisor, loops_below
+from dlc.schedule.utils import (
+    NotMine,
+    block,
+    extent,
+    lanes,
+    largest_divisor,
+    largest_pow2_divisor,
+    loops_below,
+    parallel_vectorize,
+)
+
+U_L1_BYTES = 32 * 1024  # L1 data cache: U[b] smaller than this is multiplied whole by every tile block
+_STAGES = ("winograd_input_patch", "winograd_input_rows", "winograd_input", "winograd_gemm",
+           "winograd_output_cols", "winograd_output")
+
+
+def _unroll_tile(sch, blk, outer, vec: int) -> None:
+    """Unroll the loops of ``blk`` below ``outer`` (a per-tile stage), the innermost vectorized if vec > 1."""
+    loops = [lp for lp, _ in loops_below(sch, blk, outer)]
+    if vec > 1:
+        *loops, inner = loops
+        sch.vectorize(inner)
+    for lp in loops:
+        sch.unroll(lp)
+
+
+def _input(sch, out, rows, patch, target, *, parallel: bool) -> None:
+    """V[b, p, c]: one task per (tile, channel block), patch and B^T d computed inside it."""
+    b, p, c = sch.get_loops(out)[-3:]
+    a = math.isqrt(extent(sch, b))
+    e, n = sch.split(b, [a, a])
+    vec = largest_pow2_divisor(extent(sch, c), lanes(target))
+    c_o, c_i = sch.split(c, [None, vec])
+    sch.reorder(p, c_o, e, n, c_i)
+    task = c_o
+    if parallel:
+        task = sch.fuse(p, c_o)
+        sch.parallel(task)
+    for stage in (rows, patch):
+        sch.compute_at(stage, task)
+        sch.set_scope(stage, 0, "local")
+        _unroll_tile(sch, stage, task, vec)
+    _unroll_tile(sch, out, task, vec)
+
+
+def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
+    """M[b, p, k] over its last four loops (b, p, k, c): the pt x kt register tile."""
+    b, p, k, c = sch.get_loops(gemm)[-4:]
+    vec = largest_pow2_divisor(kt, lanes(target))
+    if extent(sch, p) % pt:
+        raise NotMine("P not padded to the register tile")
+    small_u = extent(sch, c) * extent(sch, k) * 4 <= U_L1_BYTES
+    p_o, p_i = sch.split(p, [None, pt])
+    k_o, k_v, k_l = sch.split(k, [None, kt // vec, vec])
+    c_o, c_i = sch.split(c, [None, largest_divisor(extent(sch, c), 4)])
+    # U[b] small enough for L1: every tile block multiplies all of it (V's rows are read once). Otherwise one
+    # C x kt panel of U stays in cache while the task walks down V[b].
+    outer = (p_o, k_o) if small_u else (k_o, p_o)
+    sch.reorder(b, *outer, c_o, c_i, p_i, k_v, k_l)
+    if parallel:
+        sch.parallel(sch.fuse(b, outer[0]))
+    acc = sch.cache_write(gemm, 0, "local")
+    sch.reverse_compute_at(acc, outer[1])  # the register tile, stored once its sum over C is complete
+    for loop in (c_i, p_i, k_v):
+        sch.unroll(loop)
+    sch.vectorize(k_l)
+    init = sch.decompose_reduction(gemm, c_o)
+    sch.vectorize(sch.get_loops(init)[-1])
+    _, store = sch.split(sch.get_loops(acc)[-1], [None, vec])
+    sch.vectorize(store)
+
+
+def _epilogue(sch, out):
+    """Inline the elementwise chain after ``out`` (bias, residual, ReLU, a layout change) into its last block and
+    return that block (None if ``out`` is the output). Unlike ``inline_epilogue`` this leaves the blocks before
+    ``out`` alone: in the one-kernel form they are the other Winograd stages."""
+    while True:
+        consumers = sch.get_consumers(out)
+        if len(consumers) > 1:
+            raise NotMine("the output transform feeds several blocks")
+        if not consumers:
+            return None
+        if not sch.get_consumers(consumers[0]):
+            if _elements(sch, consumers[0]) != _elements(sch, out):
+                raise NotMine("the epilogue is not elementwise (a concatenate?)")
+            return consumers[0]
+        sch.compute_inline(consumers[0])
+
+
+def _elements(sch, blk) -> int:
+    """Points a spatial block computes (the elements it writes)."""
+    return math.prod(int(iv.dom.extent) for iv in sch.get(blk).iter_vars)
+
+
+def _output(sch, out, cols, target):
+    """Output tiles, channel blocks innermost (a tile reads its rows of M in order). Returns the parallel
+    loop over rows of tiles."""
+    m = extent(sch, sch.get_loops(cols)[-3])
+    epilogue = _epilogue(sch, out)
+    n, kc, y, x, kb = sch.get_loops(out)
+    vec = largest_pow2_divisor(extent(sch, kb), lanes(target))
+    ty, yi = sch.split(y, [None, m])
+    tx, xi = sch.split(x, [None, m])
+    sch.reorder(n, ty, tx, kc, yi, xi, kb)
+    row = sch.fuse(n, ty)
+    sch.parallel(row)
+    sch.compute_at(cols, kc)
+    sch.set_scope(cols, 0, "local")
+    _unroll_tile(sch, cols, kc, vec)
+    if epilogue is not None:
+        sch.set_scope(out, 0, "local")  # the m x m x vec output tile: registers, then the epilogue
+        sch.reverse_compute_at(epilogue, kc)
+        loops = sch.get_loops(epilogue)
+        inner = extent(sch, loops[-1])
+        if vec > 1 and inner % vec == 0:
+            sch.vectorize(sch.split(loops[-1], [None, vec])[1] if inner > vec else loops[-1])
+    for loop in (yi, xi):
+        sch.unroll(loop)
+    if vec > 1:
+        sch.vectorize(kb)
+    return row
+
+
+@rule("llvm", name="winograd_conv", order=5)
+def winograd_conv(func, target):
+    """The one-kernel form: per row of output tiles, its V, its M, then its outputs."""
+    sch = s_tir.Schedule(func)
+    patch, rows, v, gemm, cols, out = (block(sch, name) for name in _STAGES)
+    if None in (patch, rows, v, gemm, cols, out):
+        return None
+    row = _output(sch, out, cols, target)
+    sch.compute_at(gemm, row)
+    sch.compute_at(v, row)
+    _, p, k, _ = sch.get_loops(gemm)[-4:]
+    pt, kt = row_tile(extent(sch, p)), gemm_tiles(extent(sch, p), extent(sch, k), lanes(target))[1]
+    if pt is None:
+        raise NotMine("no register tile divides a row of tiles")
+    _gemm(sch, gemm, pt, kt, target, parallel=False)
+    _input(sch, v, rows, patch, target, parallel=False)
+    return sch
 
 
 @rule("llvm", name="winograd_input", order=10)
 def winograd_input(func, target):
     sch = s_tir.Schedule(func)
-    out, rows = block(sch, "winograd_input"), block(sch, "winograd_input_rows")
-    if out is None or rows is None:
+    out, rows, patch = (block(sch, f"winograd_input{s}") for s in ("", "_rows", "_patch"))
+    if None in (out, rows, patch) or block(sch, "winograd_gemm") is not None:
         return None
-    b, p, c, r2 = sch.get_loops(out)
-    a = math.isqrt(extent(sch, b))
-    e, n = sch.split(b, [a, a])
-    vec = largest_pow2_divisor(extent(sch, c), lanes(target))
-    c_o, c_i = sch.split(c, [None, vec])
-    sch.reorder(p, c_o, e, n, r2, c_i)
-    task = sch.fuse(p, c_o)
-    sch.parallel(task)
-    # Row e of the partial transform (a x vec values) is all the next stage needs for its a outputs: small
-    # enough (<= 1 KB) for TVM to put it on the stack, where LLVM keeps it in registers.
-    sch.compute_at(rows, e)
-    sch.set_scope(rows, 0, "local")
-    for loop in (e, n, r2):
-        sch.unroll(loop)
-    sch.vectorize(c_i)
-    (x, _), (r_c, _), (r1, _) = loops_below(sch, rows, e)
-    sch.reorder(x, r1, r_c)
-    sch.unroll(x)
-    sch.unroll(r1)
-    sch.vectorize(r_c)
-    sch.decompose_reduction(rows, r1)
-    sch.decompose_reduction(out, r2)
+    for blk in sch.get_producers(patch):  # an injective producer fused in (the model input's layout change):
+        parallel_vectorize(sch, blk, target)  # as it would run unfused; inlined, it would read each pixel 2.25x
+    _input(sch, out, rows, patch, target, parallel=True)
+    return sch
+
+
+@rule("llvm", name="winograd_gemm", order=10)
+def winograd_gemm(func, target):
+    sch = s_tir.Schedule(func)
+    gemm = block(sch, "winograd_gemm")
+    if gemm is None or block(sch, "winograd_input") is not None:
+        return None
+    _, p, k, _ = sch.get_loops(gemm)
+    pt, kt = gemm_tiles(extent(sch, p), extent(sch, k), lanes(target))
+    _gemm(sch, gemm, pt, kt, target, parallel=True)
     return sch
 
 
@@ -52,32 +191,7 @@ def winograd_input(func, target):
 def winograd_output(func, target):
     sch = s_tir.Schedule(func)
     out, cols = block(sch, "winograd_output"), block(sch, "winograd_output_cols")
-    if out is None or cols is None:
+    if out is None or cols is None or block(sch, "winograd_gemm") is not None:
         return None
-    m = extent(sch, sch.get_loops(cols)[1])
-    epilogue = inline_epilogue(sch, out)
-    n, kc, y, x, kb, r1 = sch.get_loops(out)
-    ty, yi = sch.split(y, [None, m])
-    tx, xi = sch.split(x, [None, m])
-    sch.reorder(n, kc, ty, tx, xi, yi, r1, kb)
-    task = sch.fuse(n, kc, ty)
-    sch.parallel(task)
-    if epilogue is None:
-        epilogue = sch.cache_write(out, 0, "local")
-    else:
-        sch.set_scope(out, 0, "local")  # the m x m x vec output tile: registers, then the epilogue
-    sch.reverse_compute_at(epilogue, tx)
-    sch.compute_at(cols, xi)  # column xi of the partial transform: a x vec values
-    sch.set_scope(cols, 0, "local")
-    for loop in (xi, yi, r1):
-        sch.unroll(loop)
-    sch.vectorize(kb)
-    sch.decompose_reduction(out, r1)
-    (e, _), (ck, _), (r2, _) = loops_below(sch, cols, xi)
-    sch.reorder(e, r2, ck)
-    sch.unroll(e)
-    sch.unroll(r2)
-    sch.vectorize(ck)
-    sch.decompose_reduction(cols, r2)
-    sch.vectorize(sch.get_loops(epilogue)[-1])
+    _output(sch, out, cols, target)
     return sch

@@ -1,8 +1,11 @@
 """winograd: 3x3 stride-1 convs become input transform + batched matmul + output transform, per layer."""
 
+import re
+
 import numpy as np
 import pytest
-from helpers import conv_model, kernels, lower, ort_run, rand
+from helpers import conv_model, kernels, lower, make_model, ort_run, rand
+from onnx import helper
 
 import dlc
 from dlc.passes.winograd import choose
@@ -12,14 +15,18 @@ from dlc.passes.winograd import choose
 REL_TOL = 2e-5
 
 
-@pytest.mark.parametrize("hw", [16, 14, 13])
-def test_winograd_matches_onnxruntime(hw):
-    model = conv_model(c=32, k=48, hw=hw)
-    x = {"x": rand(1, 32, hw, hw, seed=hw)}
+HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand:winograd_output"}
+
+
+# Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time); otherwise three kernels
+@pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (32, 48, 16, "input"),
+                                           (32, 48, 14, "input"), (32, 48, 13, "input"), (256, 160, 10, "input")])
+def test_winograd_matches_onnxruntime(c, k, hw, kernel):
+    model = conv_model(c=c, k=k, hw=hw)
+    x = {"x": rand(1, c, hw, hw, seed=hw)}
     compiled = dlc.compile(model, winograd="on")
-    assert any("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels)
-    assert {k["origin"] for k in compiled.kernels if "winograd" in k["name"]} <= {"hand:winograd_input",
-                                                                                  "hand:winograd_output"}
+    assert any(re.search(rf"winograd\d_{kernel}", k_["name"]) for k_ in compiled.kernels)
+    assert {k_["origin"] for k_ in compiled.kernels if "winograd" in k_["name"]} <= HAND
     y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
     assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
 
@@ -44,6 +51,23 @@ def test_cost_model_picks_per_layer():
 def test_winograd_kernels_compile_for_cuda(arch):
     compiled = dlc.compile(conv_model(c=64, k=64, hw=28), f"cuda:{arch}", winograd="on")
     built = {k["name"] for k in compiled.metadata["cuda"]["kernels"]}
-    assert any(name.startswith("winograd4_input") for name in built)
-    assert any(name.startswith("winograd4_output") for name in built)
+    assert any("winograd4_input" in name for name in built)  # the NCHW -> NCHW1c reshape fuses in front
+    assert any("winograd4_output" in name for name in built)
     assert all(k["spill_stores"] == 0 for k in compiled.metadata["cuda"]["kernels"])
+
+
+def test_winograd_feeding_a_concatenate():
+    # Two Winograd convs (three-kernel form) into a Concat, as in Inception: the output transforms keep their
+    # own kernels (a concatenate is not their epilogue), then a second Winograd layer reads the result.
+    w1, w2 = (rand(32, 64, 3, 3, seed=s, scale=0.06) for s in (1, 2))
+    w3 = rand(64, 64, 3, 3, seed=3, scale=0.06)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1] * 4), helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("Conv", ["x", "w2"], ["b"], pads=[1] * 4),
+             helper.make_node("Concat", ["ra", "b"], ["c"], axis=1),
+             helper.make_node("Conv", ["c", "w3"], ["y"], pads=[1] * 4)]
+    model = make_model(nodes, [("x", [1, 64, 14, 14])], [("y", [1, 64, 14, 14])], [("w1", w1), ("w2", w2), ("w3", w3)])
+    x = {"x": rand(1, 64, 14, 14, seed=4)}
+    compiled = dlc.compile(model, winograd="on")
+    assert sum("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels) >= 2
+    y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
+    assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
