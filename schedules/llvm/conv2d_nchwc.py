@@ -29,6 +29,7 @@ from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, 
 
 # AVX-512 has 32 vector registers: keep the accumulator tile to <= 24 so weights and broadcasts fit too.
 MAX_ACCUMULATORS = 24
+L2_BYTES = 1 << 20
 L1_BYTES = 24 << 10  # a tile's weights up to this size stay in L1 (32 KB, with room for inputs): no chunks
 CHUNK_BYTES = 8 << 10  # weights per input-channel chunk otherwise
 ACC_BYTES = 128 << 10  # accumulator buffer of a chunked tile: all output rows up to this size, else one row
@@ -75,7 +76,8 @@ def conv2d_nchwc(func, target):
         return None  # symbolic spatial size: leave it to the fallback
     out_width, oc_chunks, ic_blocks, kernel_h, kernel_w, ib, out_block = dims
     ow_tile, oc_tile = tile_sizes(out_width, oc_chunks)
-    chunk = ic_chunk(ic_blocks, kernel_h * kernel_w * ib * oc_tile * out_block * 4)
+    block_bytes = kernel_h * kernel_w * ib * oc_tile * out_block * 4  # the tile's weights per input block
+    chunk = ic_chunk(ic_blocks, block_bytes)
     epilogue = inline_epilogue(sch, conv)
 
     oc_o, oc_i = sch.split(oc, [None, oc_tile])
@@ -98,7 +100,9 @@ def conv2d_nchwc(func, target):
     outer = [n, oc_o, oh_o] if weights_outside else [n, oh_o, oc_o]
     if chunk < ic_blocks:
         ic_oo, ic_oi = sch.split(ic_o, [None, chunk])
-        sch.reorder(*outer, ic_oo, *oh_i, ow_o, ic_oi, kh, ic_i, kw, oc_i, ow_i, ob)
+        # Weights too large for L2 come from L3/DRAM once per chunk: read them in memory order then.
+        taps = [kh, kw, ic_i] if ic_blocks * block_bytes > L2_BYTES // 2 else [kh, ic_i, kw]
+        sch.reorder(*outer, ic_oo, *oh_i, ow_o, ic_oi, *taps, oc_i, ow_i, ob)
         tile, reduction = sch.fuse(*outer), ic_oo
         sch.parallel(tile)
     else:
