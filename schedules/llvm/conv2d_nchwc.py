@@ -29,7 +29,7 @@ from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, 
 
 # AVX-512 has 32 vector registers: keep the accumulator tile to <= 24 so weights and broadcasts fit too.
 MAX_ACCUMULATORS = 24
-L2_BYTES = 1 << 20
+L2_BYTES = 1 << 20  # per core (Skylake-SP and later); weights past half of it stream from L3
 L1_BYTES = 24 << 10  # a tile's weights up to this size stay in L1 (32 KB, with room for inputs): no chunks
 CHUNK_BYTES = 8 << 10  # weights per input-channel chunk otherwise
 ACC_BYTES = 128 << 10  # accumulator buffer of a chunked tile: all output rows up to this size, else one row
@@ -87,7 +87,8 @@ def conv2d_nchwc(func, target):
     # weights in L2 across all rows (late layers, where weights outweigh the image).
     shapes = [r.source.ty.shape for r in sch.get(conv).reads]
     sizes = {len(s): math.prod(int(d) if isinstance(d, tirx.IntImm) else 1 << 20 for d in s[1:]) for s in shapes}
-    weights_outside = sizes[6] * oc_chunks > sizes[5]  # (a symbolic input height counts as large)
+    # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]; a symbolic height counts as large
+    weights_outside = sizes[6] * oc_chunks > sizes[5]
     height = extent(sch, oh)
     if height is None:
         band = 1
@@ -96,7 +97,6 @@ def conv2d_nchwc(func, target):
     else:  # a task's band of rows: its input rows stay in L1/L2 while every channel tile reads them
         band = 1 if weights_outside else largest_divisor(height, ROW_BAND)
     oh_o, *oh_i = sch.split(oh, [None, band]) if band > 1 else [oh]
-    # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]
     outer = [n, oc_o, oh_o] if weights_outside else [n, oh_o, oc_o]
     if chunk < ic_blocks:
         ic_oo, ic_oi = sch.split(ic_o, [None, chunk])
