@@ -9,7 +9,11 @@ Layouts (``ib``/``ob`` = input/output channel block, e.g. 16 = one AVX-512 vecto
 
 The reduction over input channels is written as two axes (``ic_outer``, ``ic_inner``) rather than one axis
 with div/mod indexing, so a schedule can order and unroll them without first splitting. Block names
-(``conv2d_nchwc``, ``depthwise_conv2d_nchwc``, ``data_pad``) are what ``schedules/llvm`` matches on.
+(``conv2d_nchwc``, ``depthwise_conv2d_nchwc``, ``data_pad``, ``data_stride``) are what ``schedules/llvm`` matches on.
+
+A strided 1x1 conv reads only every ``stride``-th pixel: it first gathers those pixels into a dense
+``data_stride`` tensor (a quarter of the input for stride 2) and is then a stride-1 1x1 conv over it, so its
+inner loop streams contiguous pixels instead of skipping every other cache line.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ def conv2d_nchwc(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
     padded, (top, left, bottom, right) = _pad(data, padding, (kh, kw), (dh, dw))
     oh = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
     ow = (w + left + right - (kw - 1) * dw - 1) // sw + 1
+    if (kh, kw) == (1, 1) and (sh, sw) != (1, 1):
+        src = padded
+        padded = te.compute((n, c_chunks, oh, ow, ib), lambda b, c, y, x, i: src[b, c, y * sh, x * sw, i],
+                            name="data_stride")
+        sh = sw = 1
     ic_outer = te.reduce_axis((0, kc_chunks), name="ic_outer")
     ic_inner = te.reduce_axis((0, ib), name="ic_inner")
     r_h = te.reduce_axis((0, kh), name="kh")

@@ -1,11 +1,21 @@
 """Direct convolution in NCHW[x]c (``dlc.ops.conv2d_nchwc``), 1x1 included, with its fused epilogue.
 
-Register blocking: each parallel task owns one output row segment of ``ow_tile`` pixels times ``oc_tile``
-channel blocks. Its accumulators (ow_tile * oc_tile vectors of ``ob`` lanes) stay in registers across the
-whole reduction; every step loads ``oc_tile`` weight vectors and broadcasts ``ow_tile`` input scalars into
-FMAs. The epilogue (bias, residual add, activation, a layout transform back to NCHW) is computed from the
-registers for that tile, so the conv result never goes through memory. Padding is materialized once per
-conv by a separate, parallel, vectorized loop.
+Register blocking: the innermost tile is ``ow_tile`` output pixels times ``oc_tile`` channel blocks; its
+accumulators (ow_tile * oc_tile vectors of ``ob`` lanes) stay in registers while every reduction step loads
+``oc_tile`` weight vectors and broadcasts ``ow_tile`` input scalars into FMAs.
+
+Cache blocking depends on the size of a channel tile's weights (``ic_chunk``):
+
+* small (early layers, 1x1 over <= 128 channels): the whole reduction runs in registers; each parallel task
+  owns one output row segment and computes the epilogue from the registers, so the conv result never goes
+  through memory.
+* large (3x3 kernels, deep 1x1 layers): the reduction over input channels runs in chunks whose weights
+  (~8 KB) stay in L1 while they are applied to every pixel of the task's output tile (all rows of a small
+  image, else one row); the accumulators go through a small buffer between chunks, and the epilogue runs
+  once the last chunk is done. Without this, a deep layer re-reads its weights from L2 for every 7 pixels.
+
+Padding (and, for strided 1x1 convs, the subsampling) is materialized once per conv by a separate,
+parallel, vectorized loop.
 """
 
 from __future__ import annotations
@@ -19,6 +29,11 @@ from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, 
 
 # AVX-512 has 32 vector registers: keep the accumulator tile to <= 24 so weights and broadcasts fit too.
 MAX_ACCUMULATORS = 24
+L2_BYTES = 1 << 20  # per core (Skylake-SP and later); weights past half of it stream from L3
+L1_BYTES = 24 << 10  # a tile's weights up to this size stay in L1 (32 KB, with room for inputs): no chunks
+CHUNK_BYTES = 8 << 10  # weights per input-channel chunk otherwise
+ACC_BYTES = 128 << 10  # accumulator buffer of a chunked tile: all output rows up to this size, else one row
+ROW_BAND = 4  # output rows per task when the whole reduction runs in registers and rows are outside
 
 
 def tile_sizes(out_width: int, oc_chunks: int) -> tuple[int, int]:
@@ -35,6 +50,20 @@ def tile_sizes(out_width: int, oc_chunks: int) -> tuple[int, int]:
     return ow_tile, oc_tile
 
 
+def ic_chunk(ic_blocks: int, block_bytes: int) -> int:
+    """Input-channel blocks reduced per pass over the output tile (``ic_blocks`` = all: one pass).
+
+    ``block_bytes`` is what one input-channel block of the tile's weights takes. While the tile's whole
+    weights fit L1, one pass keeps the accumulators in registers across the full reduction. Larger weights
+    (deep layers, 3x3 kernels) would be streamed from L2 for every few pixels; instead the reduction runs in
+    chunks of ~8 KB of weights (at least one block), each reused from L1 across the whole output tile,
+    and the accumulators go through a small L1/L2-resident buffer between chunks.
+    """
+    if ic_blocks * block_bytes <= L1_BYTES:
+        return ic_blocks
+    return largest_divisor(ic_blocks, max(1, CHUNK_BYTES // block_bytes))
+
+
 @rule("llvm", name="conv2d_nchwc", order=10)
 def conv2d_nchwc(func, target):
     sch = s_tir.Schedule(func)
@@ -42,10 +71,13 @@ def conv2d_nchwc(func, target):
     if conv is None:
         return None
     n, oc, oh, ow, ob, ic_o, kh, kw, ic_i = sch.get_loops(conv)
-    out_width, oc_chunks = extent(sch, ow), extent(sch, oc)
-    if out_width is None or oc_chunks is None:
+    dims = [extent(sch, lp) for lp in (ow, oc, ic_o, kh, kw, ic_i, ob)]
+    if None in dims:
         return None  # symbolic spatial size: leave it to the fallback
+    out_width, oc_chunks, ic_blocks, kernel_h, kernel_w, ib, out_block = dims
     ow_tile, oc_tile = tile_sizes(out_width, oc_chunks)
+    block_bytes = kernel_h * kernel_w * ib * oc_tile * out_block * 4  # the tile's weights per input block
+    chunk = ic_chunk(ic_blocks, block_bytes)
     epilogue = inline_epilogue(sch, conv)
 
     oc_o, oc_i = sch.split(oc, [None, oc_tile])
@@ -55,27 +87,44 @@ def conv2d_nchwc(func, target):
     # weights in L2 across all rows (late layers, where weights outweigh the image).
     shapes = [r.source.ty.shape for r in sch.get(conv).reads]
     sizes = {len(s): math.prod(int(d) if isinstance(d, tirx.IntImm) else 1 << 20 for d in s[1:]) for s in shapes}
-    if sizes[6] * oc_chunks > sizes[5]:  # (a symbolic input height counts as large)  # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]
-        sch.reorder(n, oc_o, oh, ow_o, ic_o, kh, ic_i, kw, oc_i, ow_i, ob)
-        sch.parallel(sch.fuse(n, oc_o, oh))
+    # weights [K/ob, C/ib, KH, KW, ib, ob] vs one image [C/ib, H, W, ib]; a symbolic height counts as large
+    weights_outside = sizes[6] * oc_chunks > sizes[5]
+    height = extent(sch, oh)
+    if height is None:
+        band = 1
+    elif chunk < ic_blocks:  # the accumulator buffer spans all rows if it stays small, else one row
+        band = height if oc_tile * height * out_width * out_block * 4 <= ACC_BYTES else 1
+    else:  # a task's band of rows: its input rows stay in L1/L2 while every channel tile reads them
+        band = 1 if weights_outside else largest_divisor(height, ROW_BAND)
+    oh_o, *oh_i = sch.split(oh, [None, band]) if band > 1 else [oh]
+    outer = [n, oc_o, oh_o] if weights_outside else [n, oh_o, oc_o]
+    if chunk < ic_blocks:
+        ic_oo, ic_oi = sch.split(ic_o, [None, chunk])
+        # Weights too large for L2 come from L3/DRAM once per chunk: read them in memory order then.
+        taps = [kh, kw, ic_i] if ic_blocks * block_bytes > L2_BYTES // 2 else [kh, ic_i, kw]
+        sch.reorder(*outer, ic_oo, *oh_i, ow_o, ic_oi, *taps, oc_i, ow_i, ob)
+        tile, reduction = sch.fuse(*outer), ic_oo
+        sch.parallel(tile)
     else:
-        sch.reorder(n, oh, oc_o, ow_o, ic_o, kh, ic_i, kw, oc_i, ow_i, ob)
-        sch.parallel(sch.fuse(n, oh, oc_o))
+        sch.reorder(*outer, *oh_i, ow_o, ic_o, kh, ic_i, kw, oc_i, ow_i, ob)
+        sch.parallel(sch.fuse(*outer))
+        tile, reduction = ow_o, ic_o
     if epilogue is None:  # the conv writes the output: accumulate in a local tile, then copy it out
         epilogue = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(epilogue, ow_o)
+        sch.reverse_compute_at(epilogue, tile)
     else:
-        sch.reverse_compute_at(epilogue, ow_o)
+        sch.reverse_compute_at(epilogue, tile)
         sch.set_scope(conv, 0, "local")  # the conv result lives only as this tile: registers after LLVM
     sch.unroll(kw)
     sch.unroll(oc_i)
     sch.unroll(ow_i)
     sch.vectorize(ob)
-    init = sch.decompose_reduction(conv, ic_o)  # after vectorize, see notes/tvm-0.27.md §4
+    init = sch.decompose_reduction(conv, reduction)  # after vectorize, see notes/tvm-0.27.md §4
     sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(epilogue)[-1])
 
-    pad = block(sch, "data_pad")
-    if pad is not None:
-        parallel_vectorize(sch, pad, target)
+    for name in ("data_pad", "data_stride"):
+        producer = block(sch, name)
+        if producer is not None:
+            parallel_vectorize(sch, producer, target)
     return sch

@@ -6,7 +6,7 @@ import pytest
 from onnx import helper
 
 import dlc
-from tests.helpers import make_model, ort_run, rand
+from tests.helpers import conv_model, make_model, ort_run, rand
 
 
 @pytest.mark.parametrize("op,attrs,out_shape,dtype", [
@@ -30,4 +30,18 @@ def test_conv_with_symbolic_height_is_scheduled():
     conv = [k for k in compiled.metadata["kernels"] if "conv2d" in k["name"]]
     assert conv and not any(k["rejected"] for k in conv), conv
     x = rand(1, 16, 12, 8)
+    np.testing.assert_allclose(compiled.run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(c=256, k=32, hw=14, kernel=1, pad=0, stride=2),  # strided 1x1: data_stride + chunked reduction
+    dict(c=64, k=32, hw=10),  # 3x3, chunked, accumulators for all rows
+    dict(c=64, k=32, hw=40, bias=False, relu=False),  # 3x3, chunked, one row per task; conv writes the output
+    dict(c=512, k=32, hw=7),  # weights past half of L2: taps read in memory order
+])
+def test_conv_with_chunked_reduction(kw):
+    model = conv_model(**kw)
+    x = rand(1, kw["c"], kw["hw"], kw["hw"])
+    compiled = dlc.compile(model, winograd="off")
+    assert [k["origin"] for k in compiled.metadata["kernels"] if "conv2d" in k["blocks"]] == ["hand:conv2d_nchwc"]
     np.testing.assert_allclose(compiled.run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-4)
