@@ -196,10 +196,6 @@ def onnxruntime_session(model: str | os.PathLike | onnx.ModelProto, threads: int
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
-    # onnxruntime's idle intra-op threads spin after each run, holding the cores for whatever runs next: run by
-    # run interleaved with dlc on 2 cores, that tripled dlc's SqueezeNet latency (13 -> 45 ms) and changed
-    # onnxruntime's own by under 4% (4.20 ms spinning, 4.35 ms not, each alone). Side by side, they do not spin.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     try:
         return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
