@@ -45,7 +45,8 @@ def tile_sizes(out_width: int, oc_chunks: int) -> tuple[int, int]:
     """
     ow_tile = next((d for d in (7, 8, 6, 5, 4) if out_width % d == 0), None)
     if ow_tile is None:
-        ow_tile = out_width if out_width <= 12 else largest_divisor(out_width, 12)
+        # a whole row when it fits the registers (13x13 layers: a divisor would be 1 pixel, 5 GFLOP/s)
+        ow_tile = out_width if out_width <= MAX_ACCUMULATORS else largest_divisor(out_width, 12)
     oc_tile = next((t for t in (2, 3) if oc_chunks % t == 0 and ow_tile * t <= MAX_ACCUMULATORS), 1)
     return ow_tile, oc_tile
 
