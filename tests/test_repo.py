@@ -42,7 +42,7 @@ def test_no_merge_conflict_markers_left():
 
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
-    left = [f for f in files if f.endswith((".py", ".md", ".toml", ".cfg", ".txt"))
+    left = [f for f in files if f.endswith((".py", ".md", ".toml", ".cfg", ".txt", ".gitignore", "run"))
             and marker.search((ROOT / f).read_text(errors="replace"))]
     assert not left, f"merge conflict markers in {left}"
 
