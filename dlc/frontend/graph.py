@@ -33,6 +33,7 @@ from ..errors import ModelError, UnsupportedOpError
 from . import symbolic
 from .converters import DEFAULT, find_converter, normalize_domain
 from .functions import expand_node, function_body
+from .proto import iter_nodes
 from .values import Known, SymArray, Value, const, np_dtype_name
 
 _CURRENT: contextvars.ContextVar[GraphImporter] = contextvars.ContextVar("dlc_graph_importer")
@@ -72,19 +73,8 @@ def parse_attributes(node: onnx.NodeProto) -> dict:
     return out
 
 
-def _iter_all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_all_nodes(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    yield from _iter_all_nodes(g)
-
-
 def has_control_flow(graph: onnx.GraphProto) -> bool:
-    return any(n.op_type in CONTROL_FLOW_OPS for n in _iter_all_nodes(graph))
+    return any(n.op_type in CONTROL_FLOW_OPS for n in iter_nodes(graph))
 
 
 class GraphImporter:

@@ -128,7 +128,7 @@ def _value_types(inferred: onnx.ModelProto, inlined: onnx.ModelProto) -> dict[st
     """Value name -> ONNX type (node output dtypes help some converters). From the bounded inference of
     validation; a model with local functions is inferred again once inlined, for the values they add."""
     types = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
-    if inlined is not inferred and len(inlined.graph.node) != len(inferred.graph.node):
+    if len(inlined.graph.node) != len(inferred.graph.node):  # local functions were inlined
         try:
             again = onnx.shape_inference.infer_shapes(inlined)
             types = {v.name: v.type for v in [*again.graph.value_info, *again.graph.output]} | types
