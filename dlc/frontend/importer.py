@@ -168,14 +168,10 @@ def import_onnx(loaded: LoadedModel, input_shapes: Mapping[str, Sequence[Dim]] |
         warnings.simplefilter("ignore")
         try:
             mod = importer.import_main(proto.graph, params)
-        except UnsupportedOpError as e:
+        except Exception as e:  # a converter's assert/ValueError/TVMError/DlcError: name the node, keep the cause
             _close_builder(importer.bb)
-            raise UnsupportedOpError(e.ops, where=loaded.source) from None
-        except DlcError as e:
-            _close_builder(importer.bb)
-            raise ModelError(_failure(importer, e), where=loaded.source) from e
-        except Exception as e:  # a converter's assert/ValueError/TVMError: name the node, keep the cause
-            _close_builder(importer.bb)
+            if isinstance(e, UnsupportedOpError):
+                raise UnsupportedOpError(e.ops, where=loaded.source) from None
             raise ModelError(_failure(importer, e), where=loaded.source) from e
     main = mod["main"]
     ret = main.ret_ty
