@@ -45,7 +45,7 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
     layout = ["winograd"] if is_cuda(target) else [
-        "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse"]
+        "pad-channels", "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse"]
     return [*simplify, *layout, "dce"]
 
 

@@ -65,6 +65,7 @@ from . import (  # noqa: E402, F401
     layout_grouped,
     layout_nchwc,
     legalize,
+    pad_channels,
     remove_dropout,
     sum_to_add,
     winograd,
