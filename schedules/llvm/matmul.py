@@ -3,8 +3,8 @@
 Gemm's constant weight reaches this kernel already transposed to ``[K, N]`` (``fold-constant``), so for each
 ``k`` a row of B is contiguous along N: the microkernel holds ``m_tile x n_vectors`` accumulators, and per
 ``k`` loads ``n_vectors`` vectors of B and broadcasts ``m_tile`` scalars of A. Parallel tasks are
-(batch, N tile, M tile). With M = 1 (batch-1 dense) it is a GEMV bound by reading B once: wide N tiles,
-split over the cores.
+(batch, N tile): each copies its panel of B to a contiguous buffer once and runs every M tile against it.
+With M = 1 (batch-1 dense) it is a GEMV bound by reading B once: wide N tiles, split over the cores.
 """
 
 from __future__ import annotations
@@ -59,11 +59,20 @@ def matmul(func, target):
 
     i_o, i_i = sch.split(i, [None, m_tile])
     j_o, j_v, j_l = sch.split(j, [None, n_vectors, vec])
-    # N tiles outermost: a thread's consecutive tasks share one K x (n_vectors * vec) panel of B, which stays
-    # in L2 while the thread walks down the rows of A.
     sch.reorder(*batch, j_o, i_o, k, i_i, j_v, j_l)
-    tile = sch.fuse(*batch, j_o, i_o)  # one parallel task per (batch, N tile, M tile)
-    sch.parallel(tile)
+    if m > m_tile:
+        # One parallel task per (batch, N tile): it copies its K x (n_vectors * vec) panel of B into a
+        # contiguous buffer, then walks down the rows of A against it. Read in place, the panel's rows lie
+        # N floats apart (4 KB for N = 1024): every k is a new page and the rows alias in L1.
+        panel = sch.fuse(*batch, j_o)
+        packed = sch.cache_read(mm, 1, "global")
+        sch.compute_at(packed, panel)
+        sch.vectorize(sch.get_loops(packed)[-1])
+        sch.parallel(panel)
+        tile = i_o
+    else:  # one row of A: a GEMV, bound by reading B once; spread its N tiles over the cores
+        tile = sch.fuse(*batch, j_o, i_o)
+        sch.parallel(tile)
     if epilogue is None:
         epilogue = sch.cache_write(mm, 0, "local")
         sch.reverse_compute_at(epilogue, tile)

@@ -2,7 +2,8 @@
 
 One parallel loop over the output's leading axes ("rows"); every block is computed inside it for its own
 row, so a softmax reads its row from memory once and the row stays in L1 through max, exp, sum and divide.
-Each block then gets the generic treatment (innermost spatial loop vectorized inside its reductions).
+Each block then gets the generic treatment (innermost spatial loop vectorized inside its reductions); a
+reduction of a row to one value runs as ``lanes`` partial results (``rfactor``), one vector op per step.
 Pooling's padding is inlined into the pooling reduction.
 """
 
@@ -51,6 +52,18 @@ def _vectorize_block(sch: s_tir.Schedule, blk, row, target) -> None:
         sch.vectorize(sch.get_loops(init)[-1])
 
 
+def _split_row_reduction(sch: s_tir.Schedule, blk, target) -> None:
+    """A reduction of each row's last axis to one value (softmax's max and sum, layer norm's moments): ``lanes``
+    partial results side by side (``rfactor``), so that every step is one vector op, then a short scalar
+    reduction of the lanes. Left scalar, the exp or square inside such a reduction runs element by element."""
+    inner = sch.get_loops(blk)[-1]
+    factor = largest_pow2_divisor(extent(sch, inner) or 1, lanes(target))
+    if factor <= 1:
+        return
+    _, lane = sch.split(inner, [None, factor])
+    sch.rfactor(lane, 0)  # the partial block: the lanes are a spatial loop, vectorized with the others below
+
+
 @rule("llvm", name="reduction", order=40)
 def reduction(func, target):
     sch = s_tir.Schedule(func)
@@ -67,6 +80,12 @@ def reduction(func, target):
                 pass
     blocks = sch.get_child_blocks(root)
     out = blocks[-1]
+    out_spatial = iter_kinds(sch, out).count("S")
+    for blk in blocks[:-1]:
+        kinds = iter_kinds(sch, blk)
+        if kinds.endswith("R") and kinds.count("S") < out_spatial and len(sch.get_loops(blk)) == len(kinds):
+            _split_row_reduction(sch, blk, target)
+    blocks = sch.get_child_blocks(root)
     rows = _row_loops(sch, out, target)
     if not rows:  # a reduction to one scalar (argmax, sum of everything): no rows to spread
         raise NotMine("the output has no spatial loop")

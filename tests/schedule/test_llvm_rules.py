@@ -45,3 +45,40 @@ def test_conv_with_chunked_reduction(kw):
     compiled = dlc.compile(model, winograd="off")
     assert [k["origin"] for k in compiled.metadata["kernels"] if "conv2d" in k["blocks"]] == ["hand:conv2d_nchwc"]
     np.testing.assert_allclose(compiled.run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def _scheduled(model, kernel_part: str) -> str:
+    from tests.helpers import lower
+
+    mod = lower(model, "schedule")
+    names = [gv.name_hint for gv in mod.get_global_vars() if kernel_part in gv.name_hint]
+    assert len(names) == 1, names
+    return mod[names[0]].script()
+
+
+@pytest.mark.parametrize("op,shape,attrs", [
+    ("Softmax", [2, 8, 64], {"axis": -1}),
+    ("LayerNormalization", [2, 8, 64], {"axis": -1}),
+])
+def test_row_reductions_run_in_vector_lanes(op, shape, attrs):
+    inputs = ["x"] + (["g", "b"] if op == "LayerNormalization" else [])
+    inits = [("g", rand(64, seed=1)), ("b", rand(64, seed=2))] if op == "LayerNormalization" else []
+    model = make_model([helper.make_node(op, inputs, ["y"], **attrs)], [("x", shape)], [("y", shape)], inits,
+                       opset=17)
+    script = _scheduled(model, "softmax" if op == "Softmax" else "layer_norm")
+    # each row's max/sum (or moments) is 16 partial results updated one vector op per step (rfactor)
+    assert script.count("_rf_update") == 2 and "T.vectorized(T.int64(16))" in script
+    x = rand(*shape, seed=3)
+    np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_matmul_packs_each_panel_of_b_once():
+    w = rand(96, 256, seed=1, scale=0.1)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [1, 64, 96])], [("y", [1, 64, 256])],
+                       [("w", w)])
+    script = _scheduled(model, "matmul")
+    assert '_global"' in script  # the cache_read copy of B's panel, inside the parallel loop over N tiles
+    x = rand(1, 64, 96, seed=2)
+    np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4,
+                               atol=1e-4)
