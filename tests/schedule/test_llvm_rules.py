@@ -82,3 +82,14 @@ def test_matmul_packs_each_panel_of_b_once():
     x = rand(1, 64, 96, seed=2)
     np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_pads_per_band_of_rows(stride):
+    model = conv_model(c=32, k=32, hw=20, group=32, stride=stride)
+    script = _scheduled(model, "depthwise")
+    # one parallel loop: the padding is computed inside it for each band, not as a pass over the whole image
+    assert script.count("T.parallel(") == 1 and 'T.sblock("data_pad")' in script
+    x = rand(1, 32, 20, 20, seed=4)
+    np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4,
+                               atol=1e-4)
