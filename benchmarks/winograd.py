@@ -101,7 +101,10 @@ def main() -> None:
         ap.error("thread CPU time measures one thread: use --wall with --threads > 1")
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     import dlc  # after TVM_NUM_THREADS
+    from dlc.runtime.bench import MachineMonitor, describe_state, machine_info
 
+    info = machine_info(args.threads)
+    monitor = MachineMonitor().start()  # other processes share the cores: say how busy they kept them
     rows = []
     for model_name, c, k, hw, count in LAYERS:
         if args.only and model_name != args.only:
@@ -140,10 +143,12 @@ def main() -> None:
     mean = sum(r["speedup"] for r in rows) / max(len(rows), 1)
     print(f"all layers: geomean speedup {geo:.2f}, mean {mean:.2f} (kernels, {'wall' if args.wall else 'thread CPU'} "
           f"time, {args.threads} thread(s), median of {args.repeat})")
+    state = monitor.stop()
+    print(f"machine: {info['cpu']}, {info['cores']} cores; during the run: {describe_state(state)}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "layers": rows}, f,
-                      indent=1)
+            json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "machine": info,
+                       "state": state, "layers": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
