@@ -5,7 +5,8 @@ nets), compiled twice — ``--winograd off`` and ``--winograd on`` (F(4,3) or F(
 prefers). Two times per layer and variant:
 
 * kernels (the per-layer figure, and the speedup): the compiled layer's kernels, each run alone on random
-  buffers, median of ``--repeat`` runs, summed: the layer as it runs inside a network. The one-conv model's
+  buffers, median of ``--repeat`` runs (direct and Winograd alternating), summed: the layer as it runs inside a
+  network. The one-conv model's
   input conversion NCHW -> NCHW16c (a kernel of its own, the same in both variants, absent between layers
   of a network) is left out; its output conversion is fused into the last kernel of both variants and stays.
 * model: ``CompiledModel.run`` end to end, alternating the two variants run by run; it adds ~1-2 ms of VM,
@@ -60,8 +61,8 @@ def timed(run, wall: bool) -> float:
     return clock() - t0
 
 
-def kernels_time(model: onnx.ModelProto, winograd: str, repeat: int, wall: bool) -> float:
-    """Seconds: the sum over the compiled model's kernels of each one's median time, run alone."""
+def layer_kernels(model: onnx.ModelProto, winograd: str) -> list:
+    """(kernel, args) for each of the compiled layer's kernels, each ready to run alone on random buffers."""
     import tvm
     from tvm import tirx
 
@@ -74,7 +75,7 @@ def kernels_time(model: onnx.ModelProto, winograd: str, repeat: int, wall: bool)
     _, imported, pipeline = prepare(model, options, target, lambda _msg: None)
     mod = pipeline.run(imported.mod, until="schedule")
     rng = np.random.default_rng(0)
-    total = 0.0
+    kernels = []
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc):
             continue
@@ -85,8 +86,20 @@ def kernels_time(model: onnx.ModelProto, winograd: str, repeat: int, wall: bool)
         args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.ty.shape]).astype(str(p.ty.dtype)))
                 for p in func.params]
         kernel(*args)
-        total += float(np.median([timed(lambda f=kernel, a=args: f(*a), wall) for _ in range(repeat)]))
-    return total
+        kernels.append((kernel, args))
+    return kernels
+
+
+def kernels_times(model: onnx.ModelProto, repeat: int, wall: bool) -> tuple[float, float]:
+    """Seconds, direct and Winograd: the sum over each variant's kernels of each one's median time, run alone.
+    The two variants alternate run by run, as the model runs do, so drift in the machine's load hits both."""
+    variants = [layer_kernels(model, mode) for mode in ("off", "on")]
+    times = [[[] for _ in kernels] for kernels in variants]
+    for _ in range(repeat):
+        for kernels, spent in zip(variants, times):
+            for (kernel, args), t in zip(kernels, spent):
+                t.append(timed(lambda f=kernel, a=args: f(*a), wall))
+    return tuple(sum(float(np.median(t)) for t in spent) for spent in times)
 
 
 def main() -> None:
@@ -101,7 +114,10 @@ def main() -> None:
         ap.error("thread CPU time measures one thread: use --wall with --threads > 1")
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     import dlc  # after TVM_NUM_THREADS
+    from dlc.runtime.bench import MachineMonitor, describe_state, machine_info
 
+    info = machine_info(args.threads)
+    monitor = MachineMonitor().start()  # other processes share the cores: say how busy they kept them
     rows = []
     for model_name, c, k, hw, count in LAYERS:
         if args.only and model_name != args.only:
@@ -120,7 +136,7 @@ def main() -> None:
             for key, compiled in (("direct", direct), ("winograd", wino)):
                 times[key].append(timed(lambda compiled=compiled, x=x: compiled.run(x), args.wall))
         md, mw = (float(np.median(times[key])) for key in ("direct", "winograd"))
-        d, w = (kernels_time(model, mode, args.repeat, args.wall) for mode in ("off", "on"))
+        d, w = kernels_times(model, args.repeat, args.wall)
         gflop = 2 * 9 * c * k * hw * hw / 1e9
         row = {"model": model_name, "layer": f"{c}->{k} @{hw}x{hw}", "count": count, "winograd": "/".join(kinds),
                "direct_ms": d * 1e3, "winograd_ms": w * 1e3, "speedup": d / w, "direct_gflops": gflop / d,
@@ -140,10 +156,12 @@ def main() -> None:
     mean = sum(r["speedup"] for r in rows) / max(len(rows), 1)
     print(f"all layers: geomean speedup {geo:.2f}, mean {mean:.2f} (kernels, {'wall' if args.wall else 'thread CPU'} "
           f"time, {args.threads} thread(s), median of {args.repeat})")
+    state = monitor.stop()
+    print(f"machine: {info['cpu']}, {info['cores']} cores; during the run: {describe_state(state)}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "layers": rows}, f,
-                      indent=1)
+            json.dump({"clock": "wall" if args.wall else "thread_cpu", "threads": args.threads, "machine": info,
+                       "state": state, "layers": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ from . import register_pass
 # U streamed once (three kernels) or re-read from cache once per row of tiles (one kernel).
 COST = {"direct_flops": 100e9, "gemm_flops": 100e9, "transform_bytes": 5e9, "memory_bytes": 11e9,
         "weight_bytes": 10e9, "cache_bytes": 40e9}
-FUSE_MAX_U_BYTES, FUSE_MIN_VM_BYTES = 2.5e6, 2e6
+# One kernel (``fuse_rows``) measured faster for U up to 4.7 MB (128->256 @56x56: 11.1 vs 12.8 ms, 128->128 @28x28:
+# 1.4 vs 2.0 ms) and slower at 9.4 MB (256->256 @56x56: 19.5 vs 15.9 ms), and at V + M = 1.6 MB
+# (256->256 @14x14, F(2,3): 3.2 vs 2.4 ms); V + M = 1.8 MB (128->128 @28x28) still gains.
+FUSE_MAX_U_BYTES, FUSE_MIN_VM_BYTES = 5e6, 1.7e6
 
 
 def _layouts_ok(attrs) -> tuple[int, int] | None:
@@ -69,8 +72,8 @@ def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None) -> float:
 
 def fuse_rows(c: int, k: int, m: int, tiles: int) -> bool:
     """One kernel, a row of tiles at a time (``wino.fused``)? It reads U once per row of tiles instead of
-    writing V and M to memory and reading them back: worth it where U is small (<= 2.5 MB: 128 x 128 channels
-    at F(4,3)) and V and M would not stay in cache (> 2 MB together; below that three kernels are faster)."""
+    writing V and M to memory and reading them back: worth it where U is small (<= 5 MB: 128 x 256 channels
+    at F(4,3)) and V and M would not stay in cache (> 1.7 MB together; below that three kernels are faster)."""
     a2 = (m + 2) ** 2
     return a2 * c * k * 4 <= FUSE_MAX_U_BYTES and a2 * tiles * (c + k) * 4 > FUSE_MIN_VM_BYTES
 

@@ -10,7 +10,8 @@ batched matmul as a register-tiled AVX-512 GEMM.
   residual, ReLU) on the m x m x 16 result before it is stored.
 
 A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time,
-so V and M (each 2.25x the image at F(4,3)) stay in cache; the others come as three kernels.
+so V and M (each 2.25x the image at F(4,3)) stay in cache; the others come as three kernels. With fewer than
+SMALL_C input channels (an RGB image) the one-kernel form computes M per output tile inside the output transform.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dlc.schedule.utils import (
     parallel_vectorize,
 )
 
+SMALL_C = 8  # fewer input channels than this: the one-kernel form multiplies per output tile (_gemm_per_tile)
 U_L1_BYTES = 32 * 1024  # L1 data cache: U[b] smaller than this is multiplied whole by every tile block
 _STAGES = ("winograd_input_patch", "winograd_input_rows", "winograd_input", "winograd_gemm",
            "winograd_output_cols", "winograd_output")
@@ -93,6 +95,23 @@ def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
     sch.vectorize(store)
 
 
+def _gemm_per_tile(sch, gemm, cols, target) -> None:
+    """M for one output tile and channel block, computed where the output transform reads it: all a*a
+    positions b as vectors of output channels, summed over the few input channels. With C < SMALL_C a
+    register tile would be stored after only C multiply-adds, and M would go through cache for nothing."""
+    sch.compute_at(gemm, sch.get_loops(cols)[-4])  # the channel block loop of the output transform (per tile)
+    sch.set_scope(gemm, 0, "local")
+    b, k, c = (lp for lp, _ in loops_below(sch, gemm, sch.get_loops(cols)[-4]))  # the tile's loop: extent 1
+    sch.reorder(b, c, k)
+    if extent(sch, k) % lanes(target) == 0:
+        sch.vectorize(k)
+    for loop in (b, c):
+        sch.unroll(loop)
+    init = sch.decompose_reduction(gemm, c)
+    if extent(sch, k) % lanes(target) == 0:
+        sch.vectorize(sch.get_loops(init)[-1])
+
+
 def _epilogue(sch, out):
     """Inline the elementwise chain after ``out`` (bias, residual, ReLU, a layout change) into its last block and
     return that block (None if ``out`` is the output). Unlike ``inline_epilogue`` this leaves the blocks before
@@ -152,6 +171,11 @@ def winograd_conv(func, target):
     if None in (patch, rows, v, gemm, cols, out):
         return None
     row = _output(sch, out, cols, target)
+    if extent(sch, sch.get_loops(gemm)[-1]) < SMALL_C:
+        _gemm_per_tile(sch, gemm, cols, target)
+        sch.compute_at(v, row)
+        _input(sch, v, rows, patch, target, parallel=False)
+        return sch
     sch.compute_at(gemm, row)
     sch.compute_at(v, row)
     _, p, k, _ = sch.get_loops(gemm)[-4:]

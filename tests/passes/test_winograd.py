@@ -18,8 +18,10 @@ REL_TOL = 2e-5
 HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand:winograd_output"}
 
 
-# Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time); otherwise three kernels
-@pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (32, 48, 16, "input"),
+# Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time; with 3 input channels M per output
+# tile); otherwise three kernels
+@pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (3, 32, 96, "conv"),
+                                           (32, 48, 16, "input"),
                                            (32, 48, 14, "input"), (32, 48, 13, "input"), (256, 160, 10, "input")])
 def test_winograd_matches_onnxruntime(c, k, hw, kernel):
     model = conv_model(c=c, k=k, hw=hw)
