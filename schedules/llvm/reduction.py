@@ -61,7 +61,10 @@ def _split_row_reduction(sch: s_tir.Schedule, blk, target) -> None:
     if factor <= 1:
         return
     _, lane = sch.split(inner, [None, factor])
-    sch.rfactor(lane, 0)  # the partial block: the lanes are a spatial loop, vectorized with the others below
+    try:
+        sch.rfactor(lane, 0)  # the partial block: the lanes are a spatial loop, vectorized with the others below
+    except s_tir.ScheduleError:  # a reducer rfactor cannot split (argmax's index/value pair): stays scalar
+        pass
 
 
 @rule("llvm", name="reduction", order=40)
