@@ -1,7 +1,8 @@
 """The compilation pipeline, per target, in named phases: read top to bottom, it is what dlc does.
 
     graph      dlc's graph rewrites on Relax: Sum -> adds, BN -> arithmetic folded into conv weights,
-               NCHW -> blocked NCHW[x]c on llvm, constants folded (weights pre-packed)
+               filters padded to whole vectors and NCHW -> blocked NCHW[x]c on llvm, constants folded
+               (weights pre-packed)
     legalize   Relax ops -> TensorIR PrimFuncs
     fuse       producer/consumer PrimFuncs -> one kernel each
     schedule   every kernel: user rule > tuned record > hand-written rule > fallback
