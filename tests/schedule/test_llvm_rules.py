@@ -120,3 +120,16 @@ def test_layout_transform_behind_a_shuffle_writes_in_output_order():
     assert all(analyzer.can_prove_equal(i, iv.var) for i, iv in zip(written, block.iter_vars)), written
     x = {"x": rand(1, 136, 28, 28, seed=4)}
     np.testing.assert_allclose(dlc.compile(model).run(x)["y"], ort_run(model, x)[0], atol=1e-4, rtol=1e-5)
+
+
+def test_grouped_conv_tiles_stay_within_a_group():
+    """A grouped conv's register tile covers channel blocks of one group only (each broadcast input scalar
+    feeds the whole tile), the most FMAs per load: ShuffleNet's 5 blocks per group on 14x14 -> 2 x 5."""
+    from schedules.llvm.conv2d_nchwc import tile_sizes
+
+    assert tile_sizes(14, 20, 5) == (2, 5)  # 7 x 2 would straddle groups
+    assert tile_sizes(28, 12, 3) == (7, 3) and tile_sizes(7, 36, 9) == (7, 3)
+    assert tile_sizes(14, 20) == (7, 2)  # ungrouped: unchanged
+    model = conv_model(c=272, k=320, hw=14, kernel=1, pad=0, group=4)  # 80 = 5 x 16 filters per group
+    x = {"x": rand(1, 272, 14, 14, seed=5)}
+    np.testing.assert_allclose(dlc.compile(model).run(x)["y"], ort_run(model, x)[0], atol=1e-4, rtol=1e-5)
