@@ -55,12 +55,53 @@ def fusable_layout_transforms(target: tvm.target.Target, options=None) -> tvm.tr
     # only appends elementwise ops to a conv). Marked elementwise, the transform back to NCHW and the
     # ops after it become the conv's epilogue, computed from the conv's registers (the schedule rules handle
     # any injective epilogue).
+    #
+    # Except where the NCHW result is only re-viewed with more dimensions (reshapes splitting out channel
+    # groups, for per-group slices and channel shuffles): that epilogue stores each channel vector as 16
+    # scalars in 16 planes (ShuffleNet's grouped convs: as many cycles as their FMAs), only for the next
+    # kernel to gather the channels again. Marked injective, the transform stays out of the conv, which
+    # then writes whole vectors, and heads the injective kernel that does the gathering anyway.
     @tvm.transform.module_pass(opt_level=0, name="FusableLayoutTransforms")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        regrouped = _feed_only_regroupings(mod)
         for gv, func in list(mod.functions_items()):
             if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint.startswith("te_layout_transform") \
                     and "if_then_else" not in func.script():
-                mod[gv] = func.with_attr("op_pattern", 0)  # kElemWise
+                mod[gv] = func.with_attr("op_pattern", 2 if gv in regrouped else 0)  # kInjective / kElemWise
         return mod
 
     return run
+
+
+def _is_regrouping(func) -> bool:
+    """An injective PrimFunc (by TVM's analysis) whose output has more dimensions than its first input (a
+    reshape splitting an axis, e.g. channels into groups; not a flatten)."""
+    if not isinstance(func, tvm.tirx.PrimFunc) or func.attrs is None or "op_pattern" not in func.attrs:
+        return False
+    if int(func.attrs["op_pattern"]) != 2 or len(func.params) < 2:
+        return False
+    return len(func.params[-1].shape) > len(func.params[0].shape)  # params are buffers in TVM 0.27
+
+
+def _feed_only_regroupings(mod: tvm.IRModule) -> set[tvm.ir.GlobalVar]:
+    """The PrimFuncs each of whose call_tir results is read by regroupings (``_is_regrouping``) only."""
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    producer, users = {}, {}
+    for _, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                is_call_tir = isinstance(value, relax.Call) and value.op.same_as(call_tir)
+                if is_call_tir:
+                    producer[binding.var] = value.args[0]
+                for var in relax.analysis.free_vars(value):
+                    users.setdefault(var, []).append(value.args[0] if is_call_tir else None)
+        for var in relax.analysis.free_vars(func.body.body):  # the function's result
+            users.setdefault(var, []).append(None)
+    verdict: dict = {}
+    for var, gv in producer.items():
+        ok = bool(users.get(var)) and all(u is not None and _is_regrouping(mod[u]) for u in users[var])
+        verdict[gv] = verdict.get(gv, True) and ok
+    return {gv for gv, ok in verdict.items() if ok}

@@ -36,7 +36,7 @@ ACC_BYTES = 128 << 10  # accumulator buffer of a chunked tile: all output rows u
 ROW_BAND = 4  # output rows per task when the whole reduction runs in registers and rows are outside
 
 
-def tile_sizes(out_width: int, oc_chunks: int) -> tuple[int, int]:
+def tile_sizes(out_width: int, oc_chunks: int, group_chunks: int | None = None) -> tuple[int, int]:
     """(ow_tile, oc_tile) of the register tile.
 
     Each reduction step loads oc_tile weight vectors and ow_tile input scalars for ow_tile * oc_tile FMAs;
@@ -47,6 +47,13 @@ def tile_sizes(out_width: int, oc_chunks: int) -> tuple[int, int]:
     if ow_tile is None:
         # a whole row when it fits the registers (13x13 layers: a divisor would be 1 pixel, 5 GFLOP/s)
         ow_tile = out_width if out_width <= MAX_ACCUMULATORS else largest_divisor(out_width, 12)
+    if group_chunks is not None and group_chunks < oc_chunks:
+        # grouped: the tile stays within one group, so every input scalar broadcast feeds all its channel
+        # blocks (a tile straddling two groups broadcasts twice). The most FMAs per load (weight vectors
+        # + broadcasts): ShuffleNet's 5 blocks per group on 14x14 -> 2 pixels x 5 blocks, not 7 x 1.
+        tiles = [(w, t) for w in range(1, min(out_width, MAX_ACCUMULATORS) + 1) if out_width % w == 0
+                 for t in range(1, group_chunks + 1) if group_chunks % t == 0 and w * t <= MAX_ACCUMULATORS]
+        return max(tiles, key=lambda wt: (wt[0] * wt[1] / (wt[0] + wt[1]), wt[0]))
     oc_tile = next((t for t in (2, 3) if oc_chunks % t == 0 and ow_tile * t <= MAX_ACCUMULATORS), 1)
     return ow_tile, oc_tile
 
@@ -76,7 +83,9 @@ def conv2d_nchwc(func, target):
     if None in dims:
         return None  # symbolic spatial size: leave it to the fallback
     out_width, oc_chunks, ic_blocks, kernel_h, kernel_w, ib, out_block = dims
-    ow_tile, oc_tile = tile_sizes(out_width, oc_chunks)
+    data_blocks = [r.source.ty.shape[1] for r in sch.get(conv).reads if len(r.source.ty.shape) == 5]
+    groups = int(data_blocks[0]) // ic_blocks if data_blocks and isinstance(data_blocks[0], tirx.IntImm) else 1
+    ow_tile, oc_tile = tile_sizes(out_width, oc_chunks, oc_chunks // groups if groups > 1 else None)
     block_bytes = kernel_h * kernel_w * ib * oc_tile * out_block * 4  # the tile's weights per input block
     chunk = ic_chunk(ic_blocks, block_bytes)
     epilogue = inline_epilogue(sch, conv)

@@ -93,3 +93,43 @@ def test_depthwise_pads_per_band_of_rows(stride):
     x = rand(1, 32, 20, 20, seed=4)
     np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4,
                                atol=1e-4)
+
+
+def test_layout_transform_behind_a_shuffle_writes_in_output_order():
+    """NCHW16c -> per-group slice -> channel shuffle -> NCHW8c: the injective rule iterates over the output
+    (whole 8-lane vectors stored, the shuffle gathered), not over the transform's input (strided both ways);
+    a plain NCHW -> NCHW2c transform, contiguous in its own order, keeps that order."""
+    import tvm.sym
+    from tvm import s_tir
+
+    from tests.helpers import lower
+    from tests.passes.test_regroup_layout import shuffle_unit
+
+    model = shuffle_unit(hw=28)
+    mod = lower(model, "schedule")
+    (name,) = [gv.name_hint for gv, _ in mod.functions_items() if "transpose" in gv.name_hint]
+    assert "T.vectorized(T.int64(8))" in mod[name].script()
+    sch = s_tir.Schedule(mod[name])
+    (out,) = [b for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    block = sch.get(out)
+    analyzer = tvm.sym.Analyzer()
+    for iv in block.iter_vars:
+        analyzer.bind(iv.var, iv.dom)
+    written = [r.min for r in block.writes[0].region]
+    # each output index is one block iterator, in order: the innermost (vectorized) one walks the 8 lanes
+    assert all(analyzer.can_prove_equal(i, iv.var) for i, iv in zip(written, block.iter_vars)), written
+    x = {"x": rand(1, 136, 28, 28, seed=4)}
+    np.testing.assert_allclose(dlc.compile(model).run(x)["y"], ort_run(model, x)[0], atol=1e-4, rtol=1e-5)
+
+
+def test_grouped_conv_tiles_stay_within_a_group():
+    """A grouped conv's register tile covers channel blocks of one group only (each broadcast input scalar
+    feeds the whole tile), the most FMAs per load: ShuffleNet's 5 blocks per group on 14x14 -> 2 x 5."""
+    from schedules.llvm.conv2d_nchwc import tile_sizes
+
+    assert tile_sizes(14, 20, 5) == (2, 5)  # 7 x 2 would straddle groups
+    assert tile_sizes(28, 12, 3) == (7, 3) and tile_sizes(7, 36, 9) == (7, 3)
+    assert tile_sizes(14, 20) == (7, 2)  # ungrouped: unchanged
+    model = conv_model(c=272, k=320, hw=14, kernel=1, pad=0, group=4)  # 80 = 5 x 16 filters per group
+    x = {"x": rand(1, 272, 14, 14, seed=5)}
+    np.testing.assert_allclose(dlc.compile(model).run(x)["y"], ort_run(model, x)[0], atol=1e-4, rtol=1e-5)
