@@ -24,7 +24,7 @@ from dlc.options import CompileOptions
 from dlc.pipeline import Pipeline
 from dlc.target import resolve_target
 
-DLC_PASSES = ("remove-dropout", "sum-to-add", "fold-affine", "fast-math", "layout-nchwc", "layout-grouped",
+DLC_PASSES = ("remove-dropout", "sum-to-add", "fold-affine", "fast-math", "pad-channels", "layout-nchwc", "layout-grouped",
               "fold-layout-transforms", "winograd")
 
 
