@@ -125,7 +125,14 @@ def test_layout_transform_behind_a_shuffle_writes_in_output_order():
 def test_grouped_conv_tiles_stay_within_a_group():
     """A grouped conv's register tile covers channel blocks of one group only (each broadcast input scalar
     feeds the whole tile), the most FMAs per load: ShuffleNet's 5 blocks per group on 14x14 -> 2 x 5."""
-    from schedules.llvm.conv2d_nchwc import tile_sizes
+    import importlib
+
+    from dlc.schedule.registry import load_builtin_rules
+
+    # the rule module as the registry loads it (origin "hand"); importing schedules/ by another name would
+    # register its rule again, as a user rule, for the rest of the process
+    load_builtin_rules("llvm")
+    tile_sizes = importlib.import_module("dlc._builtin.schedules.llvm.conv2d_nchwc").tile_sizes
 
     assert tile_sizes(14, 20, 5) == (2, 5)  # 7 x 2 would straddle groups
     assert tile_sizes(28, 12, 3) == (7, 3) and tile_sizes(7, 36, 9) == (7, 3)
