@@ -18,6 +18,7 @@ from tvm import relax
 from ..target import vector_lanes
 from . import register_pass
 from .layout_nchwc import channel_block
+from .rewrite import nchw_channels, rewrite_convs
 
 
 def _to_blocked(block: int) -> tvm.tirx.IndexMap:
@@ -32,34 +33,22 @@ def _weight_blocked(ib: int, ob: int) -> tvm.tirx.IndexMap:
     return tvm.tirx.IndexMap.from_func(lambda o, i, h, w: (o // ob, i // ib, h, w, i % ib, o % ob))
 
 
-@relax.expr_functor.mutator
-class _Blocker(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, lanes: int):
-        super().__init__(mod)
-        self.lanes = lanes
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = self.visit_expr_post_order(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
-            return call
-        a = call.attrs
-        groups = int(a.groups)
-        x_shape, w_shape = call.args[0].ty.shape, call.args[1].ty.shape
-        if groups == 1 or a.data_layout != "NCHW" or a.kernel_layout != "OIHW" or a.out_layout != "NCHW":
-            return call
-        try:
-            c, k = int(x_shape[1]), int(w_shape[0])
-        except TypeError:
-            return call
-        if groups == c == k:  # depthwise: layout-nchwc's business
-            return call
-        ib, ob = channel_block(c // groups, self.lanes), channel_block(k // groups, self.lanes)
-        x = relax.op.layout_transform(call.args[0], _to_blocked(ib))
-        w = relax.op.layout_transform(call.args[1], _weight_blocked(ib, ob))
-        y = relax.op.nn.conv2d(x, w, strides=a.strides, padding=a.padding, dilation=a.dilation, groups=groups,
-                               data_layout=f"NCHW{ib}c", kernel_layout=f"OIHW{ib}i{ob}o",
-                               out_layout=f"NCHW{ob}c", out_dtype=a.out_dtype or None)
-        return relax.op.layout_transform(self.builder_.normalize(y), _from_blocked(ob))
+def _block(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr:
+    a = call.attrs
+    groups = int(a.groups)
+    channels = nchw_channels(call)
+    if groups == 1 or channels is None:
+        return call
+    c, k = channels
+    if groups == c == k:  # depthwise: layout-nchwc's business
+        return call
+    ib, ob = channel_block(c // groups, lanes), channel_block(k // groups, lanes)
+    x = relax.op.layout_transform(call.args[0], _to_blocked(ib))
+    w = relax.op.layout_transform(call.args[1], _weight_blocked(ib, ob))
+    y = relax.op.nn.conv2d(x, w, strides=a.strides, padding=a.padding, dilation=a.dilation, groups=groups,
+                           data_layout=f"NCHW{ib}c", kernel_layout=f"OIHW{ib}i{ob}o",
+                           out_layout=f"NCHW{ob}c", out_dtype=a.out_dtype or None)
+    return relax.op.layout_transform(bb.normalize(y), _from_blocked(ob))
 
 
 @register_pass("layout-grouped", "grouped NCHW conv2d -> blocked NCHW[x]c conv wrapped in its own layout transforms")
@@ -68,10 +57,6 @@ def layout_grouped(target: tvm.target.Target, options=None) -> tvm.transform.Pas
 
     @tvm.transform.module_pass(opt_level=0, name="LayoutGrouped")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        blocker = _Blocker(mod, lanes)
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                blocker.builder_.update_func(gv, blocker.visit_expr(func))
-        return blocker.builder_.get()
+        return rewrite_convs(mod, lambda bb, call: _block(bb, call, lanes))
 
     return run

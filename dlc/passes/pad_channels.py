@@ -23,6 +23,7 @@ from tvm import relax
 from ..target import vector_lanes
 from . import register_pass
 from .layout_nchwc import channel_block
+from .rewrite import nchw_channels, rewrite_convs
 
 MAX_WASTE = 0.125  # extra filters of a plain conv, as a fraction of the real ones
 MIN_GAIN = 0.75  # a grouped conv is padded when that leaves at most this share of its vector operations
@@ -38,48 +39,34 @@ def padded_channels(channels: int, lanes: int, *, grouped: bool = False) -> int 
     return padded if padded - channels <= MAX_WASTE * channels else None
 
 
-@relax.expr_functor.mutator
-class _Padder(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, lanes: int):
-        super().__init__(mod)
-        self.lanes = lanes
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = self.visit_expr_post_order(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
-            return call
-        a = call.attrs
-        groups = int(a.groups)
-        if a.data_layout != "NCHW" or a.kernel_layout != "OIHW" or a.out_layout != "NCHW":
-            return call
-        x_shape, w_shape = call.args[0].ty.shape, call.args[1].ty.shape
-        if w_shape is None or x_shape is None or not str(call.args[1].ty.dtype).startswith("float"):
-            return call
-        try:
-            k, c = int(w_shape[0]), int(x_shape[1])
-        except TypeError:  # symbolic channels
-            return call
-        if groups > 1 and groups == c == k:
-            return call  # depthwise: one channel per group, blocked across groups by layout-nchwc
-        k_group = k // groups
-        padded = padded_channels(k_group, self.lanes, grouped=groups > 1)
-        if padded is None:
-            return call
-        w = call.args[1]
-        if groups > 1:
-            w = relax.op.reshape(w, [groups, k_group, *list(w_shape)[1:]])
-        w = relax.op.nn.pad(w, [0, 0] * (groups > 1) + [0, padded - k_group] + [0, 0] * 3)
-        if groups > 1:
-            w = relax.op.reshape(w, [groups * padded, *list(w_shape)[1:]])
-        y = self.builder_.normalize(relax.op.nn.conv2d(
-            call.args[0], w, strides=a.strides, padding=a.padding, dilation=a.dilation, groups=groups,
-            data_layout="NCHW", kernel_layout="OIHW", out_layout="NCHW", out_dtype=a.out_dtype or None))
-        if groups == 1:
-            return relax.op.strided_slice(y, axes=[1], begin=[0], end=[k])
-        n, _, h, wd = y.ty.shape
-        y = relax.op.reshape(y, [n, groups, padded, h, wd])
-        y = relax.op.strided_slice(y, axes=[2], begin=[0], end=[k_group])
-        return relax.op.reshape(y, [n, k, h, wd])
+def _pad(bb: relax.BlockBuilder, call: relax.Call, lanes: int) -> relax.Expr:
+    channels = nchw_channels(call)
+    if channels is None or not str(call.args[1].ty.dtype).startswith("float"):
+        return call
+    c, k = channels
+    a = call.attrs
+    groups = int(a.groups)
+    if groups > 1 and groups == c == k:
+        return call  # depthwise: one channel per group, blocked across groups by layout-nchwc
+    k_group = k // groups
+    padded = padded_channels(k_group, lanes, grouped=groups > 1)
+    if padded is None:
+        return call
+    w, filter_dims = call.args[1], list(call.args[1].ty.shape)[1:]
+    if groups > 1:
+        w = relax.op.reshape(w, [groups, k_group, *filter_dims])
+    w = relax.op.nn.pad(w, [0, 0] * (groups > 1) + [0, padded - k_group] + [0, 0] * 3)
+    if groups > 1:
+        w = relax.op.reshape(w, [groups * padded, *filter_dims])
+    y = bb.normalize(relax.op.nn.conv2d(
+        call.args[0], w, strides=a.strides, padding=a.padding, dilation=a.dilation, groups=groups,
+        data_layout="NCHW", kernel_layout="OIHW", out_layout="NCHW", out_dtype=a.out_dtype or None))
+    if groups == 1:
+        return relax.op.strided_slice(y, axes=[1], begin=[0], end=[k])
+    n, _, h, wd = y.ty.shape
+    y = relax.op.reshape(y, [n, groups, padded, h, wd])
+    y = relax.op.strided_slice(y, axes=[2], begin=[0], end=[k_group])
+    return relax.op.reshape(y, [n, k, h, wd])
 
 
 @register_pass("pad-channels", "conv2d with K % vector width != 0 -> conv2d over zero-padded filters + slice")
@@ -88,10 +75,6 @@ def pad_channels(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="PadChannels")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        padder = _Padder(mod, lanes)
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                padder.builder_.update_func(gv, padder.visit_expr(func))
-        return padder.builder_.get()
+        return rewrite_convs(mod, lambda bb, call: _pad(bb, call, lanes))
 
     return run

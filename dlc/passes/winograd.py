@@ -29,6 +29,7 @@ from tvm import relax
 from ..ops import winograd as wino
 from ..target import is_cuda, vector_lanes
 from . import register_pass
+from .rewrite import rewrite_convs
 
 # Rates of this project's kernels on one AVX-512 core (Cascade Lake), fitted to benchmarks/winograd.py on the
 # VGG-19/ResNet-50 layers: direct conv and Winograd matmul in FLOP/s; in bytes/s, the transforms (per byte of
@@ -97,67 +98,58 @@ def _oihw(weight: np.ndarray, ib: int, ob: int) -> np.ndarray:
     return weight.transpose(0, 5, 1, 4, 2, 3).reshape(kc * ob, cc * ib, kh, kw)
 
 
-@relax.expr_functor.mutator
-class _Rewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, mode: str, lanes: int):
-        super().__init__(mod)
-        self.mode = mode
-        self.lanes = lanes  # 0 on cuda: plain matmul, U unpacked
+def _conv_like(bb: relax.BlockBuilder, te_func, *args, name: str) -> relax.Call:
+    """call_te, with the kernel marked out-ewise-fusable (4) as a conv is: the transforms are injective, and
+    FuseOps would otherwise merge their producers (the previous layer's output transform) or injective
+    consumers (a concatenate) into their kernels. AnnotateTIROpPattern keeps a pattern that is set."""
+    call = bb.call_te(te_func, *args, primfunc_name_hint=name)
+    gv = call.args[0]
+    bb.update_func(gv, bb.get()[gv].with_attr("op_pattern", 4))
+    return call
 
-    def _conv_like(self, te_func, *args, name: str) -> relax.Call:
-        """call_te, with the kernel marked out-ewise-fusable (4) as a conv is: the transforms are injective, and
-        FuseOps would otherwise merge their producers (the previous layer's output transform) or injective
-        consumers (a concatenate) into their kernels. AnnotateTIROpPattern keeps a pattern that is set."""
-        call = self.builder_.call_te(te_func, *args, primfunc_name_hint=name)
-        gv = call.args[0]
-        self.builder_.update_func(gv, self.builder_.get()[gv].with_attr("op_pattern", 4))
+
+def _rewrite(bb: relax.BlockBuilder, call: relax.Call, mode: str, lanes: int) -> relax.Expr:
+    """One conv2d -> its Winograd form, or the call itself. ``lanes`` is 0 on cuda: plain matmul, U unpacked."""
+    a = call.attrs
+    blocks = _layouts_ok(a)
+    weight = call.args[1]
+    if blocks is None or int(a.groups) != 1 or not isinstance(weight, tvm.ir.GenericConst):
         return call
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = self.visit_expr_post_order(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.nn.conv2d":
-            return call
-        a = call.attrs
-        blocks = _layouts_ok(a)
-        weight = call.args[1]
-        if blocks is None or int(a.groups) != 1 or not isinstance(weight, tvm.ir.GenericConst):
-            return call
-        if [int(s) for s in a.strides] != [1, 1] or [int(d) for d in a.dilation] != [1, 1]:
-            return call
-        w = weight.value.numpy()
-        if w.shape[2:4] != (3, 3) or call.ty.shape is None:
-            return call
-        try:
-            out_shape = tuple(int(d) for d in call.ty.shape.values)
-            in_shape = tuple(int(d) for d in call.args[0].ty.shape.values)
-        except TypeError:  # symbolic shapes
-            return call
-        data = call.args[0]
-        if blocks == (0, 0):  # NCHW (cuda): the same computes, seen as NCHW1c (reshapes are free)
-            data = self.builder_.emit(relax.op.reshape(data, (*in_shape, 1)))
-            in_shape, out_shape = (*in_shape, 1), (*out_shape, 1)
-        c, k = in_shape[1] * in_shape[4], out_shape[1] * out_shape[4]
-        m = choose(c, k, out_shape[2], out_shape[3], self.mode)
-        if m is None:
-            return call
-        u = wino.transform_weight(_oihw(w, *blocks), m)
-        padding = tuple(int(p) for p in a.padding)
-        tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
-        row = wino.tiles(out_shape[3], m)
-        if self.lanes and fuse_rows(c, k, m, tiles) and wino.row_tile(row):
-            packed = wino.pack_weight(u, wino.gemm_tiles(row, k, self.lanes)[1])
-            return self.builder_.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
-                                         primfunc_name_hint=f"winograd{m}_conv")
-        p_pad = wino.padded_tiles(tiles, k, self.lanes) if self.lanes else tiles
-        v = self.builder_.emit(self._conv_like(wino.input_transform, data, m, padding, p_pad, name=f"winograd{m}_input"))
-        if self.lanes:
-            packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, self.lanes)[1])
-            mm = self.builder_.emit(self.builder_.call_te(wino.batched_gemm, v, relax.const(packed),
-                                                          primfunc_name_hint=f"winograd{m}_gemm"))
-        else:
-            mm = self.builder_.emit(relax.op.matmul(v, relax.const(u)))
-        y = self._conv_like(wino.output_transform, mm, m, out_shape, name=f"winograd{m}_output")
-        return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
+    if [int(s) for s in a.strides] != [1, 1] or [int(d) for d in a.dilation] != [1, 1]:
+        return call
+    w = weight.value.numpy()
+    if w.shape[2:4] != (3, 3) or call.ty.shape is None:
+        return call
+    try:
+        out_shape = tuple(int(d) for d in call.ty.shape.values)
+        in_shape = tuple(int(d) for d in call.args[0].ty.shape.values)
+    except TypeError:  # symbolic shapes
+        return call
+    data = call.args[0]
+    if blocks == (0, 0):  # NCHW (cuda): the same computes, seen as NCHW1c (reshapes are free)
+        data = bb.emit(relax.op.reshape(data, (*in_shape, 1)))
+        in_shape, out_shape = (*in_shape, 1), (*out_shape, 1)
+    c, k = in_shape[1] * in_shape[4], out_shape[1] * out_shape[4]
+    m = choose(c, k, out_shape[2], out_shape[3], mode)
+    if m is None:
+        return call
+    u = wino.transform_weight(_oihw(w, *blocks), m)
+    padding = tuple(int(p) for p in a.padding)
+    tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
+    row = wino.tiles(out_shape[3], m)
+    if lanes and fuse_rows(c, k, m, tiles) and wino.row_tile(row):
+        packed = wino.pack_weight(u, wino.gemm_tiles(row, k, lanes)[1])
+        return bb.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
+                          primfunc_name_hint=f"winograd{m}_conv")
+    p_pad = wino.padded_tiles(tiles, k, lanes) if lanes else tiles
+    v = bb.emit(_conv_like(bb, wino.input_transform, data, m, padding, p_pad, name=f"winograd{m}_input"))
+    if lanes:
+        packed = wino.pack_weight(u, wino.gemm_tiles(p_pad, k, lanes)[1])
+        mm = bb.emit(bb.call_te(wino.batched_gemm, v, relax.const(packed), primfunc_name_hint=f"winograd{m}_gemm"))
+    else:
+        mm = bb.emit(relax.op.matmul(v, relax.const(u)))
+    y = _conv_like(bb, wino.output_transform, mm, m, out_shape, name=f"winograd{m}_output")
+    return relax.op.reshape(y, out_shape[:4]) if blocks == (0, 0) else y
 
 
 @register_pass("winograd", "3x3 stride-1 conv2d -> Winograd F(4x4,3x3)/F(2x2,3x3) per layer (--winograd)")
@@ -166,10 +158,7 @@ def winograd(target: tvm.target.Target, options=None) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="Winograd")
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        rewriter = _Rewriter(mod, mode, 0 if is_cuda(target) else vector_lanes(target))
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-        return rewriter.builder_.get()
+        lanes = 0 if is_cuda(target) else vector_lanes(target)
+        return rewrite_convs(mod, lambda bb, call: _rewrite(bb, call, mode, lanes))
 
     return run
