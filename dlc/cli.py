@@ -226,7 +226,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.rpc_key and not args.rpc_tracker:
         raise DlcError("--rpc-key needs --rpc-tracker HOST:PORT")
     config = tune.TuneConfig(trials=args.trials, db=args.db, tasks=args.tasks, rpc=rpc, timeout=args.timeout,
-                             batch=args.batch, population=args.population, seed=args.seed)
+                             batch=args.batch, population=args.population, seed=args.seed,
+                             threads=args.threads)
     report = tune.tune(args.model, options, config, progress=LiveProgress(err), log=_progress(args.quiet),
                        command="dlc " + shlex.join(args.argv))
     out.print(results_table(report))
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=512, metavar="N",
                    help="evolutionary search population (default 512)")
     p.add_argument("--seed", type=int, metavar="N", help="seed the search (default: random)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads of each measured kernel on this machine (default: all cores, as dlc run)")
     p.add_argument("--plot", metavar="FILE.png", help="tuning-curve PNG (default MODEL.<key>.tuning.png; 'none': no plot)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_tune)

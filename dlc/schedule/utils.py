@@ -83,6 +83,21 @@ def largest_divisor(n: int, at_most: int) -> int:
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
+def tunable_split(sch: s_tir.Schedule, loop, inner: int, at_most: int) -> list:
+    """Split ``loop`` into (outer, ``inner``) through a sampled perfect tile whose decision is ``inner``.
+
+    A compile gets exactly the split the rule chose. The choice is also a decision in the schedule's trace,
+    so the rule is a MetaSchedule design space: ``dlc tune`` replays the trace with other decisions (any
+    divisor up to ``at_most``) and its cost model searches the rule's tile sizes per shape.
+    """
+    n = extent(sch, loop)
+    if n is None or n % inner:
+        return sch.split(loop, [None, inner])
+    factors = sch.sample_perfect_tile(loop, n=2, max_innermost_factor=max(inner, at_most),
+                                      decision=[n // inner, inner])
+    return sch.split(loop, factors)
+
+
 def inline_epilogue(sch: s_tir.Schedule, anchor: SBlockRV) -> SBlockRV | None:
     """Inline every elementwise/injective block after ``anchor`` into the one block writing the output.
 

@@ -21,19 +21,23 @@ import tempfile
 
 import tvm
 from tvm.ir.utils import derived_object
+from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 from tvm.target import Target
 
+from ..schedule.apply import untuned_schedule
 from ..target import host_cpu_count, is_cuda
 
 # How each candidate is timed: TVM's time_evaluator, median-free mean of `repeat` runs of >= min_repeat_ms.
 EVALUATOR = ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=40, enable_cpu_cache_flush=False)
 
 
-def measuring_threads() -> int:
-    """Threads a measured kernel uses: what ``dlc run`` uses by default. Set before any worker starts."""
-    n = host_cpu_count()
+def measuring_threads(threads: int | None = None) -> int:
+    """Threads a measured kernel uses (default: every core, what ``dlc run`` uses). Set before any worker
+    starts. Tune with the thread count the model will run with: the best tiles of one thread and of all
+    cores differ (a row band that splits well across cores is not the best one for one core)."""
+    n = threads or host_cpu_count()
     os.environ["TVM_NUM_THREADS"] = str(n)  # the runner's popen workers inherit it
     return n
 
@@ -65,11 +69,32 @@ def search_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.
     _register_intrinsics_package()
     if not is_cuda(target):
         importlib.import_module("tvm.s_tir.tensor_intrin.x86")
-        return ms.space_generator.PostOrderApply()
+        hand = _rule_space(func, target)
+        if hand is None:
+            return ms.space_generator.PostOrderApply()
+        return hand
     if uses_half(func):
         importlib.import_module("tvm.s_tir.tensor_intrin.cuda")
         return ms.space_generator.PostOrderApply()  # the target's rules: tensor cores from sm_70 on
     return ms.space_generator.PostOrderApply(sch_rules="cuda", postprocs="cuda", mutator_probs="cuda")
+
+
+def _rule_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.ScheduleFn | None:
+    """The rule that schedules this kernel at compile time, as a design space, if it has decisions to tune.
+
+    Rules take their tile sizes through ``tunable_split`` (sampled perfect tiles whose decision is the
+    heuristic's choice), so the rule's trace is a space of schedules of the same structure with other tile
+    sizes. MetaSchedule searches it beside its own generic space (``PostOrderApply``): the search starts
+    from schedules as good as the rule's structure rather than from scratch.
+    """
+    found = untuned_schedule(func, target)
+    if found is None or not any(inst.kind.name == "SamplePerfectTile" for inst in found[1].trace.insts):
+        return None
+
+    def rule_schedule(sch: s_tir.Schedule) -> s_tir.Schedule:
+        return untuned_schedule(sch.mod["main"], target)[1]
+
+    return ms.space_generator.ScheduleFn(rule_schedule)
 
 
 @derived_object

@@ -25,7 +25,14 @@ import math
 from tvm import s_tir, tirx
 
 from dlc.schedule import rule
-from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, parallel_vectorize
+from dlc.schedule.utils import (
+    block,
+    extent,
+    inline_epilogue,
+    largest_divisor,
+    parallel_vectorize,
+    tunable_split,
+)
 
 # AVX-512 has 32 vector registers: keep the accumulator tile to <= 24 so weights and broadcasts fit too.
 MAX_ACCUMULATORS = 24
@@ -90,8 +97,9 @@ def conv2d_nchwc(func, target):
     chunk = ic_chunk(ic_blocks, block_bytes)
     epilogue = inline_epilogue(sch, conv)
 
-    oc_o, oc_i = sch.split(oc, [None, oc_tile])
-    ow_o, ow_i = sch.split(ow, [None, ow_tile])
+    # The tile sizes are the heuristic's, and decisions `dlc tune` may change per shape (tunable_split).
+    oc_o, oc_i = tunable_split(sch, oc, oc_tile, at_most=4)
+    ow_o, ow_i = tunable_split(sch, ow, ow_tile, at_most=MAX_ACCUMULATORS)
     # Whichever of input and weights is larger is walked once: rows outside channel tiles keep a task's input
     # rows in L2 while every channel tile reads them (early layers); channel tiles outside keep one tile's
     # weights in L2 across all rows (late layers, where weights outweigh the image).
@@ -106,10 +114,10 @@ def conv2d_nchwc(func, target):
         band = height if oc_tile * height * out_width * out_block * 4 <= ACC_BYTES else 1
     else:  # a task's band of rows: its input rows stay in L1/L2 while every channel tile reads them
         band = 1 if weights_outside else largest_divisor(height, ROW_BAND)
-    oh_o, *oh_i = sch.split(oh, [None, band]) if band > 1 else [oh]
+    oh_o, *oh_i = tunable_split(sch, oh, band, at_most=height) if band > 1 else [oh]
     outer = [n, oc_o, oh_o] if weights_outside else [n, oh_o, oc_o]
     if chunk < ic_blocks:
-        ic_oo, ic_oi = sch.split(ic_o, [None, chunk])
+        ic_oo, ic_oi = tunable_split(sch, ic_o, chunk, at_most=ic_blocks)
         # Weights too large for L2 come from L3/DRAM once per chunk: read them in memory order then.
         taps = [kh, kw, ic_i] if ic_blocks * block_bytes > L2_BYTES // 2 else [kh, ic_i, kw]
         sch.reorder(*outer, ic_oo, *oh_i, ow_o, ic_oi, *taps, oc_i, ow_i, ob)
@@ -121,9 +129,9 @@ def conv2d_nchwc(func, target):
         tile, reduction = ow_o, ic_o
     if epilogue is None:  # the conv writes the output: accumulate in a local tile, then copy it out
         epilogue = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(epilogue, tile)
+        sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
     else:
-        sch.reverse_compute_at(epilogue, tile)
+        sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
         sch.set_scope(conv, 0, "local")  # the conv result lives only as this tile: registers after LLVM
     sch.unroll(kw)
     sch.unroll(oc_i)

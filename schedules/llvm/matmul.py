@@ -20,6 +20,7 @@ from dlc.schedule.utils import (
     lanes,
     largest_divisor,
     largest_pow2_divisor,
+    tunable_split,
 )
 
 MAX_ACCUMULATORS = 24
@@ -57,8 +58,10 @@ def matmul(func, target):
     m_tile, n_vectors = tiles(m, n, vec)
     epilogue = inline_epilogue(sch, mm)
 
-    i_o, i_i = sch.split(i, [None, m_tile])
-    j_o, j_v, j_l = sch.split(j, [None, n_vectors, vec])
+    # The tile sizes are the heuristic's, and decisions `dlc tune` may change per shape (tunable_split).
+    i_o, i_i = tunable_split(sch, i, m_tile, at_most=MAX_ACCUMULATORS)
+    j_vectors, j_l = sch.split(j, [None, vec])
+    j_o, j_v = tunable_split(sch, j_vectors, n_vectors, at_most=8)
     sch.reorder(*batch, j_o, i_o, k, i_i, j_v, j_l)
     if m > m_tile:
         # One parallel task per (batch, N tile): it copies its K x (n_vectors * vec) panel of B into a
@@ -66,7 +69,7 @@ def matmul(func, target):
         # N floats apart (4 KB for N = 1024): every k is a new page and the rows alias in L1.
         panel = sch.fuse(*batch, j_o)
         packed = sch.cache_read(mm, 1, "global")
-        sch.compute_at(packed, panel)
+        sch.compute_at(packed, panel, preserve_unit_loops=True)
         sch.vectorize(sch.get_loops(packed)[-1])
         sch.parallel(panel)
         tile = i_o
@@ -75,9 +78,9 @@ def matmul(func, target):
         sch.parallel(tile)
     if epilogue is None:
         epilogue = sch.cache_write(mm, 0, "local")
-        sch.reverse_compute_at(epilogue, tile)
+        sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
     else:
-        sch.reverse_compute_at(epilogue, tile)
+        sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
         sch.set_scope(mm, 0, "local")
     k_o, k_i = sch.split(k, [None, largest_divisor(kk, 4)])
     sch.unroll(k_i)
