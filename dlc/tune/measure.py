@@ -79,6 +79,11 @@ def search_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.
     return ms.space_generator.PostOrderApply(sch_rules="cuda", postprocs="cuda", mutator_probs="cuda")
 
 
+def has_decisions(sch: s_tir.Schedule) -> bool:
+    """Whether a rule's schedule is a design space: its tile sizes are sampled decisions (tunable_split)."""
+    return any(inst.kind.name == "SamplePerfectTile" for inst in sch.trace.insts)
+
+
 def _rule_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.ScheduleFn | None:
     """The rule that schedules this kernel at compile time, as a design space, if it has decisions to tune.
 
@@ -88,7 +93,7 @@ def _rule_space(func: tvm.tirx.PrimFunc, target: Target) -> ms.space_generator.S
     from schedules as good as the rule's structure rather than from scratch.
     """
     found = untuned_schedule(func, target)
-    if found is None or not any(inst.kind.name == "SamplePerfectTile" for inst in found[1].trace.insts):
+    if found is None or not has_decisions(found[1]):
         return None
 
     def rule_schedule(sch: s_tir.Schedule) -> s_tir.Schedule:

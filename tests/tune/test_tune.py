@@ -72,7 +72,9 @@ def test_tune_writes_tvm_records_with_provenance_and_a_plot(tuned, tiny):
     folder = tuned["folder"]
     db = TuningDatabase(folder, folder.name)
     assert len(db.workloads) == 1
-    assert len(db.records) == 4 and all(r.valid for r in db.records)
+    # 4 searched, and the rule's own schedule: the search's starting point, a record with the baseline's times
+    assert len(db.records) == 5 and all(r.valid for r in db.records)
+    assert sum(r.run_secs == db.baselines[0].run_secs for r in db.records) == 1
     # the schedule the rules give the kernel, measured beside the records (again after, if a record beat it)
     assert len(db.baselines) == tuned["baselines"] and len({(b.rule, b.trace_sha256) for b in db.baselines}) == 1
     baseline = db.baselines[0]
@@ -95,7 +97,7 @@ def test_compile_applies_records_and_says_so(tuned, tiny, tmp_path, capsys):
     used = model.metadata["tuning_db"]
     assert target_key(host_target()) in [d["key"] for d in used["databases"]]
     (applied,) = used["records_applied"]
-    assert applied["db"] == str(db / target_key(host_target())) and applied["records"] == 4
+    assert applied["db"] == str(db / target_key(host_target())) and applied["records"] == 5
     x = rand(1, 4, 8, 8)
     np.testing.assert_allclose(model.run({"x": x})["y"], ort_run(onnx.load(tiny), {"x": x})[0], atol=1e-4)
     plain = dlc.compile(str(tiny), tuning_db=False)
@@ -112,7 +114,7 @@ def test_rerun_resumes_tasks_at_budget_are_skipped(tuned, tiny):
     (r,) = report.results
     assert r.status == "at budget" and r.trials_run == 0 and r.trials_before == 4
     again = TuningDatabase(tuned["folder"], tuned["folder"].name)
-    assert len(again.records) == 4 and len(again.baselines) == tuned["baselines"]  # not measured again
+    assert len(again.records) == 5 and len(again.baselines) == tuned["baselines"]  # not measured again
     last = json.loads((tuned["folder"] / "provenance.json").read_text())[-1]  # the API call is on record too
     assert last["command"].startswith("dlc.tune.tune(") and last["trials_run"] == 0
 
@@ -132,7 +134,7 @@ def test_db_commands(tuned, tmp_path, capsys):
     db = str(tuned["db"])
     assert main(["db", "stats", "--db", db, "--json"]) == 0
     (stats,) = json.loads(capsys.readouterr().out)
-    assert (stats["workloads"], stats["records"], stats["valid"], stats["baselines"]) == (1, 4, 4, tuned["baselines"])
+    assert (stats["workloads"], stats["records"], stats["valid"], stats["baselines"]) == (1, 5, 5, tuned["baselines"])
     assert stats["runs"] >= 1 and stats["corrupt_lines"] == 0 and stats["this_machine"]
     assert main(["db", "list", "--db", db]) == 0
     assert "conv2d" in capsys.readouterr().out
@@ -143,7 +145,7 @@ def test_db_commands(tuned, tmp_path, capsys):
     assert main(["db", "merge", db, "--db", str(tmp_path / "merged")]) == 0
     assert main(["db", "merge", db, "--db", str(tmp_path / "merged")]) == 0  # twice: no duplicates
     merged = TuningDatabase(tmp_path / "merged" / stats["key"], stats["key"])
-    assert len(merged.records) == 4 and len(merged.baselines) == tuned["baselines"]
+    assert len(merged.records) == 5 and len(merged.baselines) == tuned["baselines"]
     assert main(["db", "prune", "--db", str(tmp_path / "merged"), "--top", "1"]) == 0
     assert len(TuningDatabase(merged.folder, stats["key"]).records) == 1
 
