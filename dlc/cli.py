@@ -261,7 +261,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         for key, n in dbtools.prune(root, args.top, args.target).items():
             err.print(f"{key}: dropped {n} records, kept the {args.top} best per workload")
     elif args.db_command == "export":
-        for path in dbtools.export(root, args.out, args.top, args.target):
+        for path in dbtools.export(root, args.out, args.top, args.target, faster_only=args.faster_only):
             err.print(f"exported {path}")
     return 0
 
@@ -517,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("sources", nargs="+", metavar="SRC", help="database roots to merge into --db")
         if name == "export":
             q.add_argument("out", metavar="OUT", help="directory to write OUT/<target key>/ into")
+            q.add_argument("--faster-only", action="store_true",
+                           help="only workloads whose best record beat every timing of the untuned schedule "
+                                "(what a compile would apply); for shipping")
         q.set_defaults(func=cmd_db)
 
 

@@ -113,10 +113,14 @@ def _merge_provenance(src: Path, out: TuningDatabase) -> None:
             provenance.append(out.folder, out.key, run)
 
 
-def _keep(db: TuningDatabase, top: int) -> list[StoredRecord]:
+def _keep(db: TuningDatabase, top: int, faster_only: bool = False) -> list[StoredRecord]:
     keep: list[StoredRecord] = []
     for w in db.workloads:
-        keep += db.top_k(w, top)
+        best = db.top_k(w, top)
+        base = min((b.mean_secs for b in db.baselines_of(w)), default=float("inf"))
+        if faster_only and (not best or best[0].mean_secs >= base):
+            continue  # the compile-time lookup would keep the rule's schedule (dlc/tune/lookup.py)
+        keep += best
     return sorted(keep, key=lambda r: (r.workload.index, r.mean_secs))
 
 
@@ -127,16 +131,17 @@ def prune(root: str | os.PathLike, top: int, target: str | None = None) -> dict[
     return {db.key: db.rewrite_records(_keep(db, top)) for db in _databases(root, target)}
 
 
-def export(root: str | os.PathLike, out: str | os.PathLike, top: int = 1, target: str | None = None) -> list[Path]:
-    """A clean copy in TVM's format: the ``top`` best records per workload, only workloads that have one,
-    numbered afresh, hashes computed on this machine, baselines and provenance beside. ``out/<key>`` must not
-    exist."""
+def export(root: str | os.PathLike, out: str | os.PathLike, top: int = 1, target: str | None = None, *,
+           faster_only: bool = False) -> list[Path]:
+    """A clean copy in TVM's format: the ``top`` best records per workload, only workloads that have one
+    (with ``faster_only``, one faster than every timing of its untuned schedule), numbered afresh, hashes
+    computed on this machine, baselines and provenance beside. ``out/<key>`` must not exist."""
     written = []
     for db in _databases(root, target):
         dest = Path(out) / db.key
         if dest.exists():
             raise TuneError("export destination exists; choose an empty directory", where=str(dest))
-        keep = _keep(db, top)
+        keep = _keep(db, top, faster_only)
         order = sorted({r.workload.index: r.workload for r in keep}.values(), key=lambda w: w.index)
         renumber = {w.index: i for i, w in enumerate(order)}
         dest.parent.mkdir(parents=True, exist_ok=True)

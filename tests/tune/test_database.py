@@ -204,3 +204,20 @@ def test_rewrite_is_atomic_and_keeps_workload_indexes(db, host_key):
     again = TuningDatabase(db.folder, host_key)
     assert sorted(r.run_secs[0] for r in again.records) == pytest.approx([1e-6, 2e-6, 3e-6])
     assert {int(r.workload.mod["main"].params[0].ty.shape[0]) for r in again.records} == {4, 5}
+
+
+def test_export_faster_only_keeps_what_a_compile_would_apply(db, host_key, tmp_path):
+    from dlc.tune import dbtools
+
+    won = commit_tiny(db, 4, [1e-6])  # beats its untuned schedule (2 us)
+    lost = commit_tiny(db, 8, [5e-6])  # loses to its untuned schedule (3 us, timed twice: the best counts)
+    target = won.target
+    db.commit_baseline(won.workload, "hand:x", "a" * 64, [2e-6], target)
+    db.commit_baseline(lost.workload, "hand:x", "b" * 64, [9e-6], target)
+    db.commit_baseline(lost.workload, "hand:x", "b" * 64, [3e-6], target)
+    (everything,) = dbtools.export(db.folder.parent, tmp_path / "all")
+    (shipped,) = dbtools.export(db.folder.parent, tmp_path / "ship", faster_only=True)
+    assert len(TuningDatabase(everything, host_key).workloads) == 2
+    ship = TuningDatabase(shipped, host_key)
+    assert len(ship.workloads) == 1 and ship.records[0].run_secs == [1e-6]
+    assert [b.run_secs for b in ship.baselines] == [[2e-6]]  # its baseline travels with it
