@@ -32,9 +32,11 @@ What dlc adds over TVM's ``JSONDatabase``, and why:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import statistics
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -127,13 +129,39 @@ class Baseline:
     trace_sha256: str
     run_secs: list[float]
     target: dict
+    # Timed side by side with a record: {"record_sha256": sha256 of its trace text, "run_secs": [...]}, one
+    # sample each per round, alternating (``Tuner.confirm``). Decides whether that record applies.
+    versus: dict | None = None
 
     valid = StoredRecord.valid
     mean_secs = StoredRecord.mean_secs
 
     def line(self) -> str:
-        return compact_json([self.workload.index, {"rule": self.rule, "trace_sha256": self.trace_sha256,
-                                             "run_secs": self.run_secs, "target": self.target}])
+        fields = {"rule": self.rule, "trace_sha256": self.trace_sha256, "run_secs": self.run_secs,
+                  "target": self.target}
+        if self.versus is not None:
+            fields["versus"] = self.versus
+        return compact_json([self.workload.index, fields])
+
+
+def record_sha256(record: StoredRecord) -> str:
+    return hashlib.sha256(record.trace_text.encode()).hexdigest()
+
+
+def record_wins(db: TuningDatabase, entry: StoredWorkload, record: StoredRecord,
+                fingerprint: str | None = None) -> bool:
+    """Whether ``record`` should replace the untuned schedule (of ``fingerprint``, or any measured one).
+
+    Timed side by side with it (a baseline line whose ``versus`` is this record): the record's median
+    must be lower. Otherwise the record's time must beat every timing of the untuned schedule.
+    """
+    bases = [b for b in db.baselines_of(entry) if b.valid and (fingerprint is None or b.trace_sha256 == fingerprint)]
+    sha = record_sha256(record)
+    paired = [b for b in bases if b.versus and b.versus.get("record_sha256") == sha]
+    if paired:
+        last = paired[-1]
+        return statistics.median(last.versus["run_secs"]) < statistics.median(last.run_secs)
+    return record.mean_secs < min((b.mean_secs for b in bases), default=float("inf"))
 
 
 @dataclass
@@ -367,8 +395,12 @@ class TuningDatabase:
             widx, fields = json.loads(text)
             if not isinstance(widx, int) or widx not in self._by_index:
                 raise ValueError(f"workload {widx} is not a loaded workload")
+            versus = fields.get("versus")
+            if versus is not None:
+                versus = {"record_sha256": str(versus["record_sha256"]),
+                          "run_secs": [float(x) for x in versus["run_secs"]]}
             b = Baseline(self._by_index[widx], str(fields["rule"]), str(fields["trace_sha256"]),
-                         [float(x) for x in fields["run_secs"]], dict(fields["target"]))
+                         [float(x) for x in fields["run_secs"]], dict(fields["target"]), versus)
         except Exception as e:
             self._problem(self.baseline_path, index, _why(e))
             return
@@ -445,10 +477,10 @@ class TuningDatabase:
         return rec
 
     def commit_baseline(self, entry: StoredWorkload, rule: str, trace_sha256: str, run_secs: list[float],
-                        target: dict) -> Baseline:
+                        target: dict, versus: dict | None = None) -> Baseline:
         with self._locked():
             self.refresh()
-            b = Baseline(entry, rule, trace_sha256, [float(x) for x in run_secs], target)
+            b = Baseline(entry, rule, trace_sha256, [float(x) for x in run_secs], target, versus)
             _append_line(self.baseline_path, b.line())
             for index, text in _read_new_lines(self.baseline_path, self._bcur)[0][:-1]:
                 self._add_baseline_line(index, text)  # a torn line before ours

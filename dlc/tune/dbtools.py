@@ -20,6 +20,7 @@ from .database import (
     TuningDatabase,
     compact_json,
     key_folders,
+    record_wins,
 )
 
 
@@ -90,7 +91,7 @@ def merge(sources: list[str | os.PathLike], dest: str | os.PathLike) -> dict[str
                         n += 1
                 for b in bases:
                     if (id(entry), b.trace_sha256, tuple(b.run_secs)) not in seen:
-                        out.commit_baseline(entry, b.rule, b.trace_sha256, b.run_secs, b.target)
+                        out.commit_baseline(entry, b.rule, b.trace_sha256, b.run_secs, b.target, b.versus)
             _merge_provenance(db.folder, out)
             added[db.key] = added.get(db.key, 0) + n
     return added
@@ -117,8 +118,7 @@ def _keep(db: TuningDatabase, top: int, faster_only: bool = False) -> list[Store
     keep: list[StoredRecord] = []
     for w in db.workloads:
         best = db.top_k(w, top)
-        base = min((b.mean_secs for b in db.baselines_of(w)), default=float("inf"))
-        if faster_only and (not best or best[0].mean_secs >= base):
+        if faster_only and (not best or not record_wins(db, w, best[0])):
             continue  # the compile-time lookup would keep the rule's schedule (dlc/tune/lookup.py)
         keep += best
     return sorted(keep, key=lambda r: (r.workload.index, r.mean_secs))
