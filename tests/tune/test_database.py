@@ -221,3 +221,19 @@ def test_export_faster_only_keeps_what_a_compile_would_apply(db, host_key, tmp_p
     ship = TuningDatabase(shipped, host_key)
     assert len(ship.workloads) == 1 and ship.records[0].run_secs == [1e-6]
     assert [b.run_secs for b in ship.baselines] == [[2e-6]]  # its baseline travels with it
+
+
+def test_a_record_that_loses_side_by_side_does_not_win(db, host_key):
+    from dlc.tune.database import record_sha256, record_wins
+
+    rec = commit_tiny(db, 4, [1e-6])  # looked 3x faster than the baseline timed before it ...
+    target = rec.target
+    db.commit_baseline(rec.workload, "hand:x", "a" * 64, [3e-6], target)
+    assert record_wins(db, rec.workload, rec, "a" * 64)
+    # ... but alternating with it, the hand schedule's median is the lower one
+    db.commit_baseline(rec.workload, "hand:x", "a" * 64, [2.0e-6, 2.1e-6, 1.9e-6], target,
+                       versus={"record_sha256": record_sha256(rec), "run_secs": [2.2e-6, 2.0e-6, 2.3e-6]})
+    again = TuningDatabase(db.folder, host_key)  # and the verdict is on disk
+    entry = again.find(tiny_workload(4))
+    assert not record_wins(again, entry, again.best(entry), "a" * 64)
+    assert not record_wins(again, entry, again.best(entry))  # what `db export --faster-only` asks
