@@ -20,8 +20,8 @@ import sys
 import tempfile
 
 import tvm
-from tvm.ir.utils import derived_object
 from tvm import s_tir
+from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 from tvm.target import Target
