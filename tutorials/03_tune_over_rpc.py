@@ -141,9 +141,10 @@ compiled = dlc.load(work / "block.so")
 origins = {k["name"]: k["origin"] for k in compiled.metadata["kernels"]}
 print(json.dumps(origins, indent=1))
 
-baselines = json.loads((folders[0] / "dlc_baselines.json").read_text()) if (
-    folders[0] / "dlc_baselines.json").exists() else {}
-print(f"{len(baselines)} baseline(s) recorded")
+# dlc_baselines.json: one line per timing of the untuned schedule (a second line, with the record's timings
+# beside it, if a record looked faster and was timed against it side by side).
+baselines = [json.loads(line) for line in (folders[0] / "dlc_baselines.json").read_text().splitlines()]
+print(f"{len(baselines)} baseline line(s) recorded")
 
 # %%
 # Same numbers
