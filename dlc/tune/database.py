@@ -148,19 +148,27 @@ def record_sha256(record: StoredRecord) -> str:
     return hashlib.sha256(record.trace_text.encode()).hexdigest()
 
 
+def paired_verdict(db: TuningDatabase, entry: StoredWorkload, record: StoredRecord,
+                   fingerprint: str | None = None) -> bool | None:
+    """Whether ``record`` beat the untuned schedule (of ``fingerprint``, or any measured one) when the two were
+    timed side by side (a baseline line whose ``versus`` is this record): its median must be lower. None if
+    they never were."""
+    sha = record_sha256(record)
+    paired = [b for b in db.baselines_of(entry) if b.valid and b.versus and b.versus["record_sha256"] == sha
+              and (fingerprint is None or b.trace_sha256 == fingerprint)]
+    if not paired:
+        return None
+    return statistics.median(paired[-1].versus["run_secs"]) < statistics.median(paired[-1].run_secs)
+
+
 def record_wins(db: TuningDatabase, entry: StoredWorkload, record: StoredRecord,
                 fingerprint: str | None = None) -> bool:
-    """Whether ``record`` should replace the untuned schedule (of ``fingerprint``, or any measured one).
-
-    Timed side by side with it (a baseline line whose ``versus`` is this record): the record's median
-    must be lower. Otherwise the record's time must beat every timing of the untuned schedule.
-    """
+    """Whether ``record`` should replace the untuned schedule: side by side if they were timed so
+    (``paired_verdict``), else the record's time must beat every timing of the untuned schedule."""
+    verdict = paired_verdict(db, entry, record, fingerprint)
+    if verdict is not None:
+        return verdict
     bases = [b for b in db.baselines_of(entry) if b.valid and (fingerprint is None or b.trace_sha256 == fingerprint)]
-    sha = record_sha256(record)
-    paired = [b for b in bases if b.versus and b.versus.get("record_sha256") == sha]
-    if paired:
-        last = paired[-1]
-        return statistics.median(last.versus["run_secs"]) < statistics.median(last.run_secs)
     return record.mean_secs < min((b.mean_secs for b in bases), default=float("inf"))
 
 

@@ -45,7 +45,7 @@ from ..options import CompileOptions
 from ..schedule.apply import untuned_schedule
 from ..target import host_cpu_count, is_cuda, target_json
 from . import provenance
-from .database import MetaScheduleDatabase, StoredWorkload, TuningDatabase, record_sha256
+from .database import MetaScheduleDatabase, StoredWorkload, TuningDatabase, paired_verdict, record_sha256
 from .measure import (
     EVALUATOR,
     has_decisions,
@@ -301,8 +301,7 @@ class Tuner:
         if best is None or sch is None or result.baseline_us is None or best.mean_secs * 1e6 >= result.baseline_us:
             return
         fingerprint = schedule_fingerprint(sch)
-        if any(b.versus and b.versus["record_sha256"] == record_sha256(best) and b.trace_sha256 == fingerprint
-               for b in self.db.baselines_of(entry)):
+        if paired_verdict(self.db, entry, best, fingerprint) is not None:
             return  # this record was timed beside this schedule already
         tuned = s_tir.Schedule(entry.mod)
         best.to_tvm().trace.apply_to_schedule(tuned, remove_postproc=False)

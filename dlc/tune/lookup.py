@@ -20,7 +20,7 @@ from ..errors import DlcError
 from ..options import CompileOptions
 from ..schedule.apply import untuned_schedule
 from ..target import target_key
-from .database import RECORD_FILE, WORKLOAD_FILE, StoredRecord, TuningDatabase, key_folders, record_wins
+from .database import RECORD_FILE, WORKLOAD_FILE, StoredRecord, TuningDatabase, key_folders, paired_verdict
 from .tasks import schedule_fingerprint, workload_module
 
 log = logging.getLogger("dlc.tune")
@@ -62,12 +62,10 @@ class TunedRecords:
         if baseline is not None:
             label, sch = baseline
             fingerprint = schedule_fingerprint(sch)
-            entry = hit.db.find(hit.record.workload.mod)
             times = [t for db in self.databases if (e := db.find(hit.record.workload.mod)) is not None
                      and (t := db.baseline_secs(e, fingerprint)) is not None]
-            own = entry is not None and hit.db.baseline_secs(entry, fingerprint) is not None
-            wins = record_wins(hit.db, entry, hit.record, fingerprint) if own else hit.record.mean_secs < min(times or [1e9])
-            if times and not wins:
+            paired = paired_verdict(hit.db, hit.record.workload, hit.record, fingerprint)
+            if paired is False or (paired is None and times and min(times) <= hit.record.mean_secs):
                 self.applied.append({**info, "applied": False, "why": f"{label} measured fastest",
                                      "baseline_us": round(min(times) * 1e6, 3)})
                 return None  # the rule's schedule is faster: let it schedule the kernel under its own name
