@@ -51,6 +51,7 @@ from .measure import (
     has_decisions,
     make_builder,
     make_local_runner,
+    measure_alternately,
     measure_module,
     measuring_threads,
     search_space,
@@ -214,7 +215,7 @@ class _Watch(ms.measure_callback.PyMeasureCallback):
 
 
 # Alternating timings of the best record and the untuned schedule once the record looks faster (Tuner.confirm).
-CONFIRM_ROUNDS = 5
+CONFIRM_ROUNDS = 7
 
 
 def _baseline(task: Task, target: Target) -> tuple[str, s_tir.Schedule | None]:
@@ -292,9 +293,8 @@ class Tuner:
         The best of many candidates, each timed once, is biased low, and the baseline was timed minutes
         earlier, in another state of a shared host: in the first campaign on this machine, 41 records beat
         their baseline that way; run alternately in the model, 11 were >= 5% faster and 23 slower. So once a
-        record looks faster, both are timed ``CONFIRM_ROUNDS`` times, alternating; the baseline line keeps
-        both series (``versus``), and the record applies only if its median is the lower one
-        (``database.record_wins``).
+        record looks faster, both are built once and timed ``CONFIRM_ROUNDS`` times, alternating; the
+        baseline line keeps both series (``versus``), and ``database.paired_verdict`` decides from them.
         """
         best = self.db.best(entry)
         label, sch = _baseline(result.task, self.target)
@@ -305,17 +305,15 @@ class Tuner:
             return  # this record was timed beside this schedule already
         tuned = s_tir.Schedule(entry.mod)
         best.to_tvm().trace.apply_to_schedule(tuned, remove_postproc=False)
-        base_secs, rec_secs = [], []
-        for _ in range(CONFIRM_ROUNDS):
-            for schedule, samples in ((sch, base_secs), (tuned, rec_secs)):
-                secs, error = measure_module(schedule.mod, self.target, self.builder, self.runner)
-                if error:
-                    return  # both ran before: a failure now is the host's; keep what is stored, unconfirmed
-                samples.append(statistics.median(secs))
+        series, error = measure_alternately([sch.mod, tuned.mod], self.target, self.builder, self.runner,
+                                            CONFIRM_ROUNDS)
+        if error:
+            return  # both ran before: a failure now is the host's; keep what is stored, unconfirmed
+        base_secs, rec_secs = ([statistics.median(secs) for secs in rounds] for rounds in series)
         self.db.commit_baseline(entry, label, fingerprint, base_secs, target_json(self.target),
                                 versus={"record_sha256": record_sha256(best), "run_secs": rec_secs})
-        result.baseline_us = statistics.median(base_secs) * 1e6
-        result.best_us = statistics.median(rec_secs) * 1e6
+        result.baseline_us = min(base_secs) * 1e6
+        result.best_us = min(rec_secs) * 1e6
 
     def previous_trials(self, result: TaskResult, entry: StoredWorkload) -> int:
         """Candidates the search measured for this workload before this run (the rule's own schedule, stored

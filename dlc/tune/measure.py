@@ -165,23 +165,40 @@ def _build_job(job: tuple[bool, tvm.IRModule, Target]) -> str:
     return path
 
 
-# ---- one schedule, measured outside the search (the hand-written baseline) ---------------------------------
+# ---- schedules measured outside the search (the hand-written baseline, the side-by-side confirmation) --------
 def measure_module(mod: tvm.IRModule, target: Target, builder: ms.builder.Builder,
                    runner: ms.runner.Runner) -> tuple[list[float] | None, str | None]:
     """(run_secs, None) or (None, error) for one scheduled workload, through the same builder and runner."""
-    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
-    (built,) = builder.build([ms.builder.BuilderInput(mod, target)])
-    if built.error_msg:
-        return None, f"build failed: {built.error_msg.strip().splitlines()[-1][:300]}"
+    series, error = measure_alternately([mod], target, builder, runner, rounds=1)
+    return (series[0][0] if series else None), error
+
+
+def measure_alternately(mods: list[tvm.IRModule], target: Target, builder: ms.builder.Builder,
+                        runner: ms.runner.Runner, rounds: int) -> tuple[list[list[list[float]]] | None, str | None]:
+    """Build each scheduled workload once, then run them in turn ``rounds`` times: per module, one list of
+    run_secs per round (a change of the host's state between rounds hits every module alike). Or (None,
+    error) for the first build or run that fails."""
+    args_info = ms.arg_info.ArgInfo.from_prim_func(mods[0]["main"])
+    built = builder.build([ms.builder.BuilderInput(mod, target) for mod in mods])
     try:
-        (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cuda" if is_cuda(target) else "cpu", args_info)])
-        result = future.result()
+        for b in built:
+            if b.error_msg:
+                return None, f"build failed: {b.error_msg.strip().splitlines()[-1][:300]}"
+        device = "cuda" if is_cuda(target) else "cpu"
+        series: list[list[list[float]]] = [[] for _ in mods]
+        for _ in range(rounds):
+            for b, samples in zip(built, series):
+                (future,) = runner.run([ms.runner.RunnerInput(b.artifact_path, device, args_info)])
+                result = future.result()
+                if result.error_msg:
+                    lines = [ln for ln in result.error_msg.strip().splitlines() if ln.strip()]
+                    return None, f"run failed: {' | '.join(lines[:2])[:300]}"
+                samples.append([secs(s) for s in result.run_secs])
+        return series, None
     finally:
-        shutil.rmtree(os.path.dirname(built.artifact_path), ignore_errors=True)
-    if result.error_msg:
-        lines = [ln for ln in result.error_msg.strip().splitlines() if ln.strip()]
-        return None, f"run failed: {' | '.join(lines[:2])[:300]}"
-    return [secs(s) for s in result.run_secs], None
+        for b in built:
+            if b.artifact_path:
+                shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
 
 
 def secs(value) -> float:

@@ -230,10 +230,26 @@ def test_a_record_that_loses_side_by_side_does_not_win(db, host_key):
     target = rec.target
     db.commit_baseline(rec.workload, "hand:x", "a" * 64, [3e-6], target)
     assert record_wins(db, rec.workload, rec, "a" * 64)
-    # ... but alternating with it, the hand schedule's median is the lower one
+    # ... but alternating with it, the hand schedule's fastest round is the faster one
     db.commit_baseline(rec.workload, "hand:x", "a" * 64, [2.0e-6, 2.1e-6, 1.9e-6], target,
                        versus={"record_sha256": record_sha256(rec), "run_secs": [2.2e-6, 2.0e-6, 2.3e-6]})
     again = TuningDatabase(db.folder, host_key)  # and the verdict is on disk
     entry = again.find(tiny_workload(4))
     assert not record_wins(again, entry, again.best(entry), "a" * 64)
     assert not record_wins(again, entry, again.best(entry))  # what `db export --faster-only` asks
+
+
+@pytest.mark.parametrize("hand, tuned, wins", [
+    # The host slowed down for the first three rounds (a real series of SqueezeNet's conv, microseconds):
+    # medians say the record is 1.5x faster, the quiet rounds that the hand schedule is.
+    ([142, 130, 126, 67, 67], [122, 112, 83, 75, 75], False),
+    ([100, 101, 99, 100, 100], [99, 99, 98, 99, 100], False),  # a tie (within PAIRED_MARGIN) keeps the rule
+    ([100, 160, 101, 99, 100], [90, 91, 150, 90, 89], True),
+])
+def test_the_side_by_side_verdict_compares_the_fastest_rounds(db, hand, tuned, wins):
+    from dlc.tune.database import paired_verdict, record_sha256
+
+    rec = commit_tiny(db, 5, [1e-6])
+    db.commit_baseline(rec.workload, "hand:x", "a" * 64, [h * 1e-6 for h in hand], rec.target,
+                       versus={"record_sha256": record_sha256(rec), "run_secs": [t * 1e-6 for t in tuned]})
+    assert paired_verdict(db, rec.workload, rec, "a" * 64) is wins
