@@ -6,7 +6,9 @@
 Each model is compiled twice, with the records (as ``dlc compile`` applies them) and with ``--no-tuning-db``.
 Both compiles fuse the graph into the same kernels under the same names, so each tuned kernel is called in
 both libraries with the arguments of its first call in the model, alternately, ``--rounds`` times (each
-sample >= 5 ms of calls, thread CPU time on one thread); the table gives the medians and hand / tuned.
+sample >= 5 ms of calls, one thread: ``dlc.tune.verify.side_by_side``, as ``dlc db verify`` times them); the
+table gives the medians, hand / tuned, and hand / tuned of each side's fastest round (what decides,
+``database.paired_verdict``). This script only reports; ``dlc db verify`` writes the verdicts.
 Then the whole model, with and without records, alternately. Writes ``--out`` (markdown + JSON).
 """
 
@@ -22,31 +24,8 @@ from pathlib import Path
 import dlc
 from dlc.models import BENCH_MODELS, model_path
 from dlc.runtime.bench import MachineMonitor, describe_state, machine_info, random_feeds
-from dlc.runtime.profile import _run_instrumented
 from dlc.runtime.threads import set_num_threads
-
-
-def per_call_secs(f, args, min_secs: float = 5e-3) -> float:
-    f(*args)
-    t = time.thread_time()
-    f(*args)
-    number = max(1, int(min_secs / max(time.thread_time() - t, 1e-6)))
-    t = time.thread_time()
-    for _ in range(number):
-        f(*args)
-    return (time.thread_time() - t) / number
-
-
-def first_call_args(model: dlc.CompiledModel, feeds, names: set[str]) -> dict[str, tuple]:
-    args: dict[str, tuple] = {}
-
-    def capture(func, name, before, ret, *call_args):
-        if before and name in names and name not in args:
-            args[name] = call_args
-        return 0
-
-    _run_instrumented(model, feeds, capture)
-    return args
+from dlc.tune.verify import side_by_side
 
 
 def compare(name: str, tuning_dbs: tuple[str, ...], rounds: int) -> dict:
@@ -55,36 +34,34 @@ def compare(name: str, tuning_dbs: tuple[str, ...], rounds: int) -> dict:
     hand = dlc.compile(path, tuning_db=False)
     feeds = random_feeds(tuned.inputs)
     origin = {k["name"]: k["origin"] for k in hand.kernels}
-    names = {k["name"] for k in tuned.kernels if k["origin"] == "tuned"}
-    args = first_call_args(tuned, feeds, names)
-    libs = {"tuned": tuned.kernel_library(), "hand": hand.kernel_library()}
+    names = sorted(k["name"] for k in tuned.kernels if k["origin"] == "tuned")
+    for m in (tuned, hand):
+        m.virtual_machine()
+    set_num_threads(1)
     rows = []
-    for kernel in sorted(args):
-        samples = {"tuned": [], "hand": []}
-        for _ in range(rounds):
-            for side, lib in libs.items():
-                samples[side].append(per_call_secs(lib[kernel], args[kernel]))
+    for kernel, samples in side_by_side(tuned, hand, names, rounds, feeds).items():
         t, h = (statistics.median(samples[s]) * 1e6 for s in ("tuned", "hand"))
         rows.append({"kernel": kernel, "hand_rule": origin.get(kernel, "?"), "tuned_us": t, "hand_us": h,
-                     "hand_over_tuned": h / t})
+                     "hand_over_tuned": h / t, "fastest_hand_over_tuned": min(samples["hand"]) / min(samples["tuned"])})
     e2e = {"tuned": [], "hand": []}
     for m in (tuned, hand):
         m.run(feeds)
     for _ in range(rounds):
         for side, m in (("tuned", tuned), ("hand", hand)):
-            t0 = time.thread_time()
+            t0 = time.perf_counter()
             m.run(feeds)
-            e2e[side].append(time.thread_time() - t0)
+            e2e[side].append(time.perf_counter() - t0)
     return {"model": name, "kernels": rows, "records_applied": len(names),
             "tuned_ms": statistics.median(e2e["tuned"]) * 1e3, "hand_ms": statistics.median(e2e["hand"]) * 1e3}
 
 
 def markdown(results: list[dict], header: str) -> str:
-    lines = [header, "", "| model | kernel | hand rule | hand us | tuned us | hand / tuned |", "|---|---|---|---:|---:|---:|"]
+    lines = [header, "", "| model | kernel | hand rule | hand us | tuned us | hand / tuned | fastest rounds |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for r in results:
         for k in r["kernels"]:
             lines.append(f"| {r['model']} | `{k['kernel'][:60]}` | {k['hand_rule']} | {k['hand_us']:.1f} | "
-                         f"{k['tuned_us']:.1f} | **{k['hand_over_tuned']:.2f}** |")
+                         f"{k['tuned_us']:.1f} | **{k['hand_over_tuned']:.2f}** | {k['fastest_hand_over_tuned']:.2f} |")
     lines += ["", "| model | records applied | no records ms | with records ms | speedup |", "|---|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['model']} | {r['records_applied']} | {r['hand_ms']:.2f} | {r['tuned_ms']:.2f} | "
@@ -110,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(results[-1:], f"## {name}"), flush=True)
     header = (f"# Tuned kernels against their hand-written schedules ({stamp:%Y-%m-%d %H:%M} UTC)\n\n"
               f"`python benchmarks/tuned_vs_hand.py --models {args.models} --rounds {args.rounds}"
-              + "".join(f" --tuning-db {d}" for d in args.tuning_db) + "`; 1 thread, thread CPU time, medians of "
+              + "".join(f" --tuning-db {d}" for d in args.tuning_db) + "`; 1 thread, medians of "
               f"alternating samples. Machine: {machine_info(1).get('cpu', '?')}; {describe_state(monitor.stop())}.")
     (out / "results.md").write_text(markdown(results, header))
     (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -263,6 +263,15 @@ def cmd_db(args: argparse.Namespace) -> int:
     elif args.db_command == "export":
         for path in dbtools.export(root, args.out, args.top, args.target, faster_only=args.faster_only):
             err.print(f"exported {path}")
+    elif args.db_command == "verify":
+        from .tune.report import verify_table
+        from .tune.verify import verify
+
+        options = CompileOptions(target=args.target or "llvm", tuning_dbs=(args.db,) if args.db else ())
+        rows = verify(args.model, options, rounds=args.rounds, threads=args.threads, say=_progress(False))
+        out.print(verify_table(rows))
+        lost = sum(not r["wins"] for r in rows)
+        err.print(f"{len(rows) - lost} records won side by side and apply; {lost} lost and no longer apply")
     return 0
 
 
@@ -503,16 +512,23 @@ def build_parser() -> argparse.ArgumentParser:
                        ("list", "one row per workload: blocks, shapes, records, best latency"),
                        ("merge", "add the records of other databases (no duplicates)"),
                        ("prune", "keep the K fastest records per workload"),
-                       ("export", "write a clean copy: the K best records per workload, renumbered")):
+                       ("export", "write a clean copy: the K best records per workload, renumbered"),
+                       ("verify", "time each record a compile of MODEL applies against the schedule it replaces, "
+                                  "in the model; the verdict decides whether it still applies")):
         q = dbs.add_parser(name, help=help, description=help)
         q.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
         q.add_argument("--db", metavar="DIR", help="database root (default: the shipped tuning_logs/)")
-        if name in ("stats", "list", "prune", "export"):
+        if name in ("stats", "list", "prune", "export", "verify"):
             q.add_argument("--target", metavar="T", help="only this target's records (e.g. llvm, cuda:sm_80)")
         if name in ("stats", "list"):
             q.add_argument("--json", action="store_true", help="machine-readable output")
         if name in ("prune", "export"):
             q.add_argument("--top", type=int, default=1, metavar="K", help="records kept per workload (default 1)")
+        if name == "verify":
+            q.add_argument("model", metavar="MODEL.onnx")
+            q.add_argument("--rounds", type=int, default=9, metavar="N",
+                           help="alternating timings of each kernel per side (default 9)")
+            q.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: all cores)")
         if name == "merge":
             q.add_argument("sources", nargs="+", metavar="SRC", help="database roots to merge into --db")
         if name == "export":

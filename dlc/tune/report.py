@@ -173,3 +173,14 @@ def db_list_table(rows: list[dict], root) -> Table:
                       f"{_us(r['baseline_us'])} {r['baseline']}" if r["baseline_us"] else "-")
     return table
 
+
+
+def verify_table(rows: list[dict]) -> Table:
+    """``dlc db verify``: each applied record against the untuned schedule, fastest rounds in the model."""
+    table = Table(title="tuned kernels against their untuned schedules, in the model (fastest round each)")
+    for col in ("kernel", "calls", "untuned", "untuned us", "tuned us", "speedup", "verdict"):
+        table.add_column(col, justify="right" if col in ("calls", "untuned us", "tuned us", "speedup") else "left")
+    for r in rows:
+        table.add_row(r["kernel"], str(r["calls"]), r["hand_rule"], f"{r['hand_us']:.1f}", f"{r['tuned_us']:.1f}",
+                      f"{r['hand_us'] / r['tuned_us']:.2f}x", "applies" if r["wins"] else "lost: untuned stays")
+    return table
