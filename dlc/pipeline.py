@@ -46,7 +46,8 @@ def graph_passes(target: tvm.target.Target) -> list[str]:
                 "fast-math"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
     layout = ["winograd"] if is_cuda(target) else [
-        "pad-channels", "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse"]
+        "pad-channels", "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse",
+        "reuse-layout-copies"]
     return [*simplify, *layout, "dce"]
 
 

@@ -67,6 +67,7 @@ from . import (  # noqa: E402, F401
     legalize,
     pad_channels,
     remove_dropout,
+    reuse_layout_copies,
     sum_to_add,
     winograd,
 )
