@@ -25,7 +25,7 @@ from dlc.pipeline import Pipeline
 from dlc.target import resolve_target
 
 DLC_PASSES = ("remove-dropout", "sum-to-add", "fold-affine", "fast-math", "pad-channels", "layout-nchwc", "layout-grouped",
-              "fold-layout-transforms", "winograd")
+              "fold-layout-transforms", "reuse-layout-copies", "winograd")
 
 
 def counts(name: str, disabled: tuple[str, ...]) -> dict[str, int]:
