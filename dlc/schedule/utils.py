@@ -152,6 +152,27 @@ def parallel_vectorize(sch: s_tir.Schedule, blk: SBlockRV, target, *, min_work: 
     sch.parallel(sch.fuse(*loops[:n]) if n > 1 else loops[0])
 
 
+def vectorize_stores(sch: s_tir.Schedule, blk: SBlockRV) -> None:
+    """Vectorize ``blk``'s innermost loop so that its store stays whole vectors.
+
+    An epilogue that writes a layout with a smaller channel block than its loop (16 lanes of a conv result
+    to NCHW4c: ``out[.., c // 4, .., c % 4]``) is split by that block and vectorizes the inner part: four
+    4-float stores. Vectorizing the whole loop stores through an index that is not affine in the lane, and
+    TVM scalarizes that into 16 single stores. ShuffleNet's depthwise convs writing NCHW4c: 1.2-1.5x faster.
+    """
+    loop = sch.get_loops(blk)[-1]
+    n = extent(sch, loop)
+    (write,) = sch.get(blk).writes
+    last = write.source.shape[-1]
+    last = int(last) if isinstance(last, tirx.IntImm) else None
+    if n and last and 4 <= last < n and n % last == 0:  # 2-float stores measured no faster than 16 single ones
+        outer, inner = sch.split(loop, [None, last])
+        sch.unroll(outer)
+        sch.vectorize(inner)
+    else:
+        sch.vectorize(loop)
+
+
 def largest_pow2_divisor(n: int, at_most: int) -> int:
     f = 1
     while f * 2 <= at_most and n % (f * 2) == 0:

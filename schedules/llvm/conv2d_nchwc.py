@@ -32,6 +32,7 @@ from dlc.schedule.utils import (
     largest_divisor,
     parallel_vectorize,
     tunable_split,
+    vectorize_stores,
 )
 
 # AVX-512 has 32 vector registers: keep the accumulator tile to <= 24 so weights and broadcasts fit too.
@@ -139,7 +140,7 @@ def conv2d_nchwc(func, target):
     sch.vectorize(ob)
     init = sch.decompose_reduction(conv, reduction)  # after vectorize, see notes/tvm-0.27.md §4
     sch.vectorize(sch.get_loops(init)[-1])
-    sch.vectorize(sch.get_loops(epilogue)[-1])
+    vectorize_stores(sch, epilogue)
 
     for name in ("data_pad", "data_stride"):
         producer = block(sch, name)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from tvm import s_tir
 
 from dlc.schedule import rule
-from dlc.schedule.utils import block, extent, inline_epilogue, largest_divisor, tunable_split
+from dlc.schedule.utils import (
+    block,
+    extent,
+    inline_epilogue,
+    largest_divisor,
+    tunable_split,
+    vectorize_stores,
+)
 
 ROW_BAND = 8  # output rows per parallel task: the band's padded input rows (~70 KB at 112 wide) stay in L2
 
@@ -44,7 +51,7 @@ def depthwise_nchwc(func, target):
     sch.vectorize(cb)
     init = sch.decompose_reduction(dw, kh)
     sch.vectorize(sch.get_loops(init)[-1])
-    sch.vectorize(sch.get_loops(epilogue)[-1])
+    vectorize_stores(sch, epilogue)
     pad = block(sch, "data_pad")
     if pad is not None:
         # Each band of output rows pads just the input rows it reads, into a buffer that stays in cache.

@@ -140,3 +140,19 @@ def test_grouped_conv_tiles_stay_within_a_group():
     model = conv_model(c=272, k=320, hw=14, kernel=1, pad=0, group=4)  # 80 = 5 x 16 filters per group
     x = {"x": rand(1, 272, 14, 14, seed=5)}
     np.testing.assert_allclose(dlc.compile(model).run(x)["y"], ort_run(model, x)[0], atol=1e-4, rtol=1e-5)
+
+
+def test_depthwise_writing_a_smaller_channel_block_stores_whole_vectors():
+    """A depthwise conv (16 channels per vector) whose result feeds a grouped conv reading NCHW4c (68 channels
+    per group) writes four 4-float vectors per result, not 16 single floats."""
+    c, groups = 272, 4
+    w1, w2 = rand(c, 1, 3, 3, seed=1, scale=0.3), rand(c, c // groups, 1, 1, seed=2, scale=0.1)
+    model = make_model([helper.make_node("Conv", ["x", "w1"], ["d"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=c),
+                        helper.make_node("Conv", ["d", "w2"], ["y"], kernel_shape=[1, 1], group=groups)],
+                       [("x", [1, c, 14, 14])], [("y", [1, c, 14, 14])], [("w1", w1), ("w2", w2)])
+    script = _scheduled(model, "depthwise")
+    assert "T.Buffer((T.int64(1), T.int64(68), T.int64(14), T.int64(14), T.int64(4))" in script  # NCHW4c out
+    assert "T.vectorized(T.int64(4))" in script and "T.vectorized(T.int64(16))" in script
+    x = rand(1, c, 14, 14, seed=4)
+    np.testing.assert_allclose(dlc.compile(model).run({"x": x})["y"], ort_run(model, {"x": x})[0], rtol=1e-4,
+                               atol=1e-4)
