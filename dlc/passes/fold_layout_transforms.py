@@ -18,17 +18,23 @@ from . import register_pass
 from .rewrite import rewrite_call
 
 
-def _compose(inner: tvm.tirx.IndexMap, outer: tvm.tirx.IndexMap, shape) -> tvm.tirx.IndexMap:
-    """outer . inner, simplified with the input's extents (so (c8 * 8 + cb) // 4 becomes c8 * 2 + cb // 4)."""
-    # Fresh int64 indices: ConvertLayout's maps use int32 ones, and casts between the two would hide the
-    # arithmetic from TVM's iterator analysis, which has to invert the result.
-    composed = tvm.tirx.IndexMap.from_func(lambda *idx: outer.map_indices(inner.map_indices(list(idx))),
-                                           ndim=len(inner.initial_indices), index_dtype="int64")
+def simplified_index_map(fn, ndim: int, shape) -> tuple[tvm.tirx.IndexMap, tvm.sym.Analyzer]:
+    """The index map ``fn`` over ``ndim`` fresh int64 indices, simplified with the input's extents ``shape``.
+
+    Fresh int64 indices: ConvertLayout's maps use int32 ones, and casts between the two would hide the
+    arithmetic from TVM's iterator analysis, which has to invert the result (legalization does)."""
+    fresh = tvm.tirx.IndexMap.from_func(fn, ndim=ndim, index_dtype="int64")
     analyzer = tvm.sym.Analyzer()
-    for var, extent in zip(composed.initial_indices, shape):
+    for var, extent in zip(fresh.initial_indices, shape):
         analyzer.bind(var, tvm.ir.Range(0, extent))
-    final = [analyzer.simplify(e) for e in composed.final_indices]
-    return tvm.tirx.IndexMap(composed.initial_indices, final, None), analyzer
+    final = [analyzer.simplify(e) for e in fresh.final_indices]
+    return tvm.tirx.IndexMap(fresh.initial_indices, final, None), analyzer
+
+
+def _compose(inner: tvm.tirx.IndexMap, outer: tvm.tirx.IndexMap, shape) -> tuple[tvm.tirx.IndexMap, tvm.sym.Analyzer]:
+    """outer . inner, simplified with the input's extents (so (c8 * 8 + cb) // 4 becomes c8 * 2 + cb // 4)."""
+    return simplified_index_map(lambda *idx: outer.map_indices(inner.map_indices(list(idx))),
+                                len(inner.initial_indices), shape)
 
 
 def _is_identity(m: tvm.tirx.IndexMap, analyzer) -> bool:

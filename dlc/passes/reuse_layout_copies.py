@@ -13,10 +13,10 @@ residual; each of those 16 transforms was a kernel of its own (0.6 ms of 8.4).
 from __future__ import annotations
 
 import tvm
-import tvm.sym
 from tvm import relax
 
 from . import register_pass
+from .fold_layout_transforms import simplified_index_map
 
 ELEMENTWISE = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum",
                "relax.nn.relu", "relax.clip", "relax.sigmoid", "relax.tanh"}
@@ -36,20 +36,14 @@ def _readers(block: relax.DataflowBlock) -> dict[relax.Var, list[tuple[int, rela
 
 
 def _inverse(transform: relax.Call, shape) -> tvm.tirx.IndexMap | None:
-    """The inverse of a bijective transform of a tensor of ``shape``, in the form legalization can lower
-    (fresh int64 indices, simplified over the copy's extents, as fold-layout-transforms makes them)."""
+    """The inverse of a bijective transform of a tensor of ``shape``, in the form legalization can lower."""
     if transform.attrs.pad_value is not None or shape is None:
         return None
     try:  # a bijection only: a transform that pads has no inverse to read through
         inverse = transform.attrs.index_map.inverse(list(shape.values))
         copy_shape = transform.attrs.index_map.map_shape(list(shape.values))
-        fresh = tvm.tirx.IndexMap.from_func(lambda *idx: inverse.map_indices(list(idx)),
-                                            ndim=len(inverse.initial_indices), index_dtype="int64")
-        analyzer = tvm.sym.Analyzer()
-        for var, extent in zip(fresh.initial_indices, copy_shape):
-            analyzer.bind(var, tvm.ir.Range(0, extent))
-        simplified = tvm.tirx.IndexMap(fresh.initial_indices, [analyzer.simplify(e) for e in fresh.final_indices],
-                                       None)
+        simplified, _ = simplified_index_map(lambda *idx: inverse.map_indices(list(idx)),
+                                             len(inverse.initial_indices), copy_shape)
         simplified.non_surjective_inverse(list(copy_shape))  # what legalization will ask of it
         return simplified
     except (tvm.error.InternalError, ValueError, tvm.error.TVMError):

@@ -44,6 +44,7 @@ from pathlib import Path
 import filelock
 import tvm
 import tvm_ffi
+from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
@@ -117,6 +118,12 @@ class StoredRecord:
             self._tvm = ms.database.TuningRecord.from_json(
                 [self.trace, self.run_secs, self.target, self.args_info], self.workload.workload)
         return self._tvm
+
+    def schedule(self) -> s_tir.Schedule:
+        """The record's schedule: its trace (postprocessing included) replayed on its workload."""
+        sch = s_tir.Schedule(self.workload.mod)
+        self.to_tvm().trace.apply_to_schedule(sch, remove_postproc=False)
+        return sch
 
 
 @dataclass

@@ -303,9 +303,7 @@ class Tuner:
         fingerprint = schedule_fingerprint(sch)
         if paired_verdict(self.db, entry, best, fingerprint) is not None:
             return  # this record was timed beside this schedule already
-        tuned = s_tir.Schedule(entry.mod)
-        best.to_tvm().trace.apply_to_schedule(tuned, remove_postproc=False)
-        series, error = measure_alternately([sch.mod, tuned.mod], self.target, self.builder, self.runner,
+        series, error = measure_alternately([sch.mod, best.schedule().mod], self.target, self.builder, self.runner,
                                             CONFIRM_ROUNDS)
         if error:
             return  # both ran before: a failure now is the host's; keep what is stored, unconfirmed

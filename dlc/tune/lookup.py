@@ -70,8 +70,7 @@ class TunedRecords:
                                      "baseline_us": round(min(times) * 1e6, 3)})
                 return None  # the rule's schedule is faster: let it schedule the kernel under its own name
         try:
-            sch = s_tir.Schedule(hit.record.workload.mod)
-            hit.record.to_tvm().trace.apply_to_schedule(sch, remove_postproc=False)
+            sch = hit.record.schedule()
         except Exception as e:  # a record the current TVM cannot replay: say so, fall back to the rules
             log.warning("tuning record of workload %d in %s does not apply (%s); using the rules",
                         hit.record.workload.index, hit.db.folder, str(e).strip().splitlines()[0][:200])
