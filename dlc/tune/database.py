@@ -136,7 +136,8 @@ class Baseline:
     run_secs: list[float]
     target: dict
     # Timed side by side with a record: {"record_sha256": sha256 of its trace text, "run_secs": [...]}, one
-    # sample each per round, alternating (``Tuner.confirm``). Decides whether that record applies.
+    # sample each per round, alternating (``Tuner.confirm``, ``dlc db verify``). The latest such line decides
+    # whether that record applies (``paired_verdict``).
     versus: dict | None = None
 
     valid = StoredRecord.valid
@@ -165,8 +166,8 @@ def paired_verdict(db: TuningDatabase, entry: StoredWorkload, record: StoredReco
     timed side by side (a baseline line whose ``versus`` is this record); None if they never were.
 
     Each is judged by its fastest round: a shared host's load only adds time, and it changes between
-    rounds (on this project's machines one kernel ran at 66 us and at 130 us minutes apart, both schedules
-    alike), so medians over a run that changed state mid-way decide by the noise. The record wins by at
+    rounds (on this project's machines one kernel ran at 63 us and at 123 us seconds apart, whichever
+    schedule), so medians over a run that changed state mid-way decide by the noise. The record wins by at
     least ``PAIRED_MARGIN``."""
     sha = record_sha256(record)
     paired = [b for b in db.baselines_of(entry) if b.valid and b.versus and b.versus["record_sha256"] == sha

@@ -174,7 +174,6 @@ def db_list_table(rows: list[dict], root) -> Table:
     return table
 
 
-
 def verify_table(rows: list[dict]) -> Table:
     """``dlc db verify``: each applied record against the untuned schedule, fastest rounds in the model."""
     table = Table(title="tuned kernels against their untuned schedules, in the model (fastest round each)")
