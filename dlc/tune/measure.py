@@ -148,9 +148,11 @@ def _build_job(job: tuple[bool, tvm.IRModule, Target]) -> str:
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
     from tvm.support.tar import tar
 
+    from ..build import tir_pipeline  # registers dlc's TIR pipeline in this worker process
+
     cuda, mod, target = job
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)  # as MetaSchedule's default build
-    executable = tvm.compile(mod, target=target)
+    executable = tvm.compile(mod, target=target, tir_pipeline=tir_pipeline(target))
     path = os.path.join(tempfile.mkdtemp(prefix="dlc-cand-"), "tvm_tmp_mod." + tar.output_format)
     if not cuda:
         executable.export_library(path, fcompile=tar)
