@@ -42,8 +42,8 @@ class Phase:
 
 def graph_passes(target: tvm.target.Target) -> list[str]:
     simplify = ["remove-dropout", "sum-to-add", "decompose-inference", "canonicalize", "fold-constant", "fold-affine",
-                # libm's exp/erf/tanh are scalar calls: ~20 ns per element, the bulk of a softmax or GELU.
-                "fast-math"]
+                # libm's exp/erf/tanh/pow are scalar calls: ~20 ns per element, the bulk of a softmax, GELU or LRN.
+                "fast-math", "power-to-sqrt"]
     # cuda keeps NCHW: its conv rules read NCHW directly (coalesced along W); see schedules/cuda.
     layout = ["winograd"] if is_cuda(target) else [
         "pad-channels", "layout-nchwc", "layout-grouped", "fold-layout-transforms", "fold-constant", "winograd", "cse",

@@ -66,6 +66,7 @@ from . import (  # noqa: E402, F401
     layout_nchwc,
     legalize,
     pad_channels,
+    power_to_sqrt,
     remove_dropout,
     reuse_layout_copies,
     sum_to_add,
