@@ -3,7 +3,10 @@ schedule phase (precedence user > tuned > hand > fallback, see ``dlc/schedule/ap
 
 A kernel gets the fastest valid record for its workload across the databases, from records of this target
 key only, unless the schedule the rules give it today was measured (by ``dlc tune``, beside the records) at
-least as fast: then the lookup answers None and the rule schedules the kernel under its own name.
+least as fast: then the lookup answers None and the rule schedules the kernel under its own name. It answers
+None too when the records were measured against an earlier version of that schedule and never against
+today's (a rule changed): until ``dlc db verify`` or ``dlc tune`` times the two, the rule's schedule is used.
+A database with no untuned timings at all for the workload (records imported from elsewhere) applies as is.
 """
 
 from __future__ import annotations
@@ -69,6 +72,14 @@ class TunedRecords:
                 self.applied.append({**info, "applied": False, "why": f"{label} measured fastest",
                                      "baseline_us": round(min(times) * 1e6, 3)})
                 return None  # the rule's schedule is faster: let it schedule the kernel under its own name
+            if paired is None and not times and any(
+                    db.baselines_of(e) for db in self.databases if (e := db.find(hit.record.workload.mod))):
+                # The record was measured against an earlier version of the rule's schedule, never against
+                # today's: it may be the slower one now (ShuffleNet's depthwise conv once was, 0.76x).
+                self.applied.append({**info, "applied": False,
+                                     "why": f"{label} changed since the record was measured; "
+                                            "`dlc db verify` or `dlc tune` times the two"})
+                return None
         try:
             sch = hit.record.schedule()
         except Exception as e:  # a record the current TVM cannot replay: say so, fall back to the rules
