@@ -125,21 +125,17 @@ def gather_runs(func: tirx.PrimFunc) -> tirx.PrimFunc:
     analyzer = tvm.sym.Analyzer()
     changed = []
 
-    def on_load(load):
-        new = _rewrite_load(load, lets, analyzer)
-        if new is None:
-            return load
-        changed.append(new)
-        return new
+    def applying(rewrite):
+        def callback(node):
+            new = rewrite(node, lets, analyzer)
+            if new is None:
+                return node
+            changed.append(new)
+            return new
+        return callback
 
-    def on_store(store):
-        new = _rewrite_store(store, lets, analyzer)
-        if new is None:
-            return store
-        changed.append(new)
-        return new
-
-    body = tvm_ffi.structural_map(func.body, [(tvm.ir.expr.TensorLoad, on_load), (tirx.BufferStore, on_store)])
+    body = tvm_ffi.structural_map(func.body, [(tvm.ir.expr.TensorLoad, applying(_rewrite_load)),
+                                              (tirx.BufferStore, applying(_rewrite_store))])
     return func.with_body(body) if changed else func
 
 

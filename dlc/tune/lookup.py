@@ -65,15 +65,14 @@ class TunedRecords:
         if baseline is not None:
             label, sch = baseline
             fingerprint = schedule_fingerprint(sch)
-            times = [t for db in self.databases if (e := db.find(hit.record.workload.mod)) is not None
-                     and (t := db.baseline_secs(e, fingerprint)) is not None]
+            entries = [(db, e) for db in self.databases if (e := db.find(hit.record.workload.mod)) is not None]
+            times = [t for db, e in entries if (t := db.baseline_secs(e, fingerprint)) is not None]
             paired = paired_verdict(hit.db, hit.record.workload, hit.record, fingerprint)
             if paired is False or (paired is None and times and min(times) <= hit.record.mean_secs):
                 self.applied.append({**info, "applied": False, "why": f"{label} measured fastest",
                                      "baseline_us": round(min(times) * 1e6, 3)})
                 return None  # the rule's schedule is faster: let it schedule the kernel under its own name
-            if paired is None and not times and any(
-                    db.baselines_of(e) for db in self.databases if (e := db.find(hit.record.workload.mod))):
+            if paired is None and not times and any(db.baselines_of(e) for db, e in entries):
                 # The record was measured against an earlier version of the rule's schedule, never against
                 # today's: it may be the slower one now (ShuffleNet's depthwise conv once was, 0.76x).
                 self.applied.append({**info, "applied": False,
