@@ -9,8 +9,9 @@ batched matmul as a register-tiled AVX-512 GEMM.
 * Output transform, per (output tile, channel block): M A, then A^T (M A) and the fused epilogue (bias,
   residual, ReLU) on the m x m x 16 result before it is stored.
 
-A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time,
-so V and M (each 2.25x the image at F(4,3)) stay in cache; the others come as three kernels. With fewer than
+A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time
+(or a segment of a row, ``_row_segment``), so V and M (each 2.25x the image at F(4,3)) stay in cache; the
+others come as three kernels. With fewer than
 SMALL_C input channels (an RGB image) the one-kernel form computes M per output tile inside the output transform.
 """
 
@@ -35,6 +36,8 @@ from dlc.schedule.utils import (
 
 SMALL_C = 8  # fewer input channels than this: the one-kernel form multiplies per output tile (_gemm_per_tile)
 U_L1_BYTES = 32 * 1024  # L1 data cache: U[b] smaller than this is multiplied whole by every tile block
+L2_BYTES = 1 << 20  # per core (Skylake-SP and later)
+SEGMENT_BYTES = 256 << 10  # V and M of a row segment in the one-kernel form (see _row_segment)
 _STAGES = ("winograd_input_patch", "winograd_input_rows", "winograd_input", "winograd_gemm",
            "winograd_output_cols", "winograd_output")
 
@@ -49,8 +52,13 @@ def _unroll_tile(sch, blk, outer, vec: int) -> None:
         sch.unroll(lp)
 
 
-def _input(sch, out, rows, patch, target, *, parallel: bool) -> None:
-    """V[b, p, c]: one task per (tile, channel block), patch and B^T d computed inside it."""
+def _input(sch, out, rows, patch, target, *, parallel: bool, inline_stages: bool = True) -> None:
+    """V[b, p, c]: one task per (tile, channel block). The patch and B^T d are inlined, so the a*a vectors go
+    load -> registers -> store; as ``local`` buffers they went through a stack workspace (5-8% slower per
+    layer). Not for scalar channels (an RGB image, ``_gemm_per_tile``): there the local stages are faster."""
+    if inline_stages:
+        sch.compute_inline(rows)
+        sch.compute_inline(patch)
     b, p, c = sch.get_loops(out)[-3:]
     a = math.isqrt(extent(sch, b))
     e, n = sch.split(b, [a, a])
@@ -61,10 +69,11 @@ def _input(sch, out, rows, patch, target, *, parallel: bool) -> None:
     if parallel:
         task = sch.fuse(p, c_o)
         sch.parallel(task)
-    for stage in (rows, patch):
-        sch.compute_at(stage, task)
-        sch.set_scope(stage, 0, "local")
-        _unroll_tile(sch, stage, task, vec)
+    if not inline_stages:
+        for stage in (rows, patch):
+            sch.compute_at(stage, task)
+            sch.set_scope(stage, 0, "local")
+            _unroll_tile(sch, stage, task, vec)
     _unroll_tile(sch, out, task, vec)
 
 
@@ -95,13 +104,14 @@ def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
     sch.vectorize(store)
 
 
-def _gemm_per_tile(sch, gemm, cols, target) -> None:
-    """M for one output tile and channel block, computed where the output transform reads it: all a*a
+def _gemm_per_tile(sch, gemm, channel_block, target) -> None:
+    """M for one output tile and channel block (``channel_block``: the output transform's loop over them),
+    computed where the output transform reads it: all a*a
     positions b as vectors of output channels, summed over the few input channels. With C < SMALL_C a
     register tile would be stored after only C multiply-adds, and M would go through cache for nothing."""
-    sch.compute_at(gemm, sch.get_loops(cols)[-4])  # the channel block loop of the output transform (per tile)
+    sch.compute_at(gemm, channel_block)
     sch.set_scope(gemm, 0, "local")
-    b, k, c = (lp for lp, _ in loops_below(sch, gemm, sch.get_loops(cols)[-4]))  # the tile's loop: extent 1
+    b, k, c = (lp for lp, _ in loops_below(sch, gemm, channel_block))  # the tile's loop: extent 1
     sch.reorder(b, c, k)
     if extent(sch, k) % lanes(target) == 0:
         sch.vectorize(k)
@@ -134,21 +144,31 @@ def _elements(sch, blk) -> int:
     return math.prod(int(iv.dom.extent) for iv in sch.get(blk).iter_vars)
 
 
-def _output(sch, out, cols, target):
-    """Output tiles, channel blocks innermost (a tile reads its rows of M in order). Returns the parallel
-    loop over rows of tiles."""
+def _output(sch, out, cols, target, *, inline_cols: bool = True, segment: int | None = None):
+    """Output tiles, channel blocks innermost (a tile reads its rows of M in order), M A inlined (as a
+    ``local`` stage it went through a stack workspace: 13% slower; but kept where M is computed per tile,
+    ``_gemm_per_tile``, which is faster with it). Returns the parallel loop over rows of tiles and the loop
+    over a tile's channel blocks."""
     m = extent(sch, sch.get_loops(cols)[-3])
+    if inline_cols:
+        sch.compute_inline(cols)
     epilogue = _epilogue(sch, out)
     n, kc, y, x, kb = sch.get_loops(out)
     vec = largest_pow2_divisor(extent(sch, kb), lanes(target))
     ty, yi = sch.split(y, [None, m])
     tx, xi = sch.split(x, [None, m])
-    sch.reorder(n, ty, tx, kc, yi, xi, kb)
-    row = sch.fuse(n, ty)
+    if segment and segment < extent(sch, tx):
+        tx_o, tx = sch.split(tx, [None, segment])
+        sch.reorder(n, ty, tx_o, tx, kc, yi, xi, kb)
+        row = sch.fuse(n, ty, tx_o)
+    else:
+        sch.reorder(n, ty, tx, kc, yi, xi, kb)
+        row = sch.fuse(n, ty)
     sch.parallel(row)
-    sch.compute_at(cols, kc)
-    sch.set_scope(cols, 0, "local")
-    _unroll_tile(sch, cols, kc, vec)
+    if not inline_cols:
+        sch.compute_at(cols, kc)
+        sch.set_scope(cols, 0, "local")
+        _unroll_tile(sch, cols, kc, vec)
     if epilogue is not None:
         sch.set_scope(out, 0, "local")  # the m x m x vec output tile: registers, then the epilogue
         sch.reverse_compute_at(epilogue, kc)
@@ -160,7 +180,21 @@ def _output(sch, out, cols, target):
         sch.unroll(loop)
     if vec > 1:
         sch.vectorize(kb)
-    return row
+    return row, kc
+
+
+def _row_segment(sch, gemm, out, m: int) -> int | None:
+    """Tiles per task in the one-kernel form: a whole row of tiles (None), or a segment of it when the row's V
+    and M would fill L2 while U fits there. U is read once per task, so segments pay only where re-reading
+    it from L2 is cheap: VGG's 64 x 64 layer at 224x224 (V + M 1 MB a row, U 0.6 MB) ran in 8-tile segments
+    in 15.5 ms against 18 ms a row at a time; 128 x 128 at 112x112 (U 2.4 MB) ran slower in segments."""
+    b, _, k, c = (extent(sch, lp) for lp in sch.get_loops(gemm)[-4:])
+    row_tiles = -(-extent(sch, sch.get_loops(out)[3]) // m)
+    tile_bytes = b * (k + c) * 4  # one tile's V and M
+    if row_tiles * tile_bytes <= L2_BYTES // 2 or b * c * k * 4 > L2_BYTES:
+        return None
+    fits = [s for s in range(4, row_tiles) if row_tiles % s == 0 and row_tile(s) and s * tile_bytes <= SEGMENT_BYTES]
+    return max(fits, default=None)
 
 
 @rule("llvm", name="winograd_conv", order=5)
@@ -170,11 +204,13 @@ def winograd_conv(func, target):
     patch, rows, v, gemm, cols, out = (block(sch, name) for name in _STAGES)
     if None in (patch, rows, v, gemm, cols, out):
         return None
-    row = _output(sch, out, cols, target)
-    if extent(sch, sch.get_loops(gemm)[-1]) < SMALL_C:
-        _gemm_per_tile(sch, gemm, cols, target)
+    per_tile = extent(sch, sch.get_loops(gemm)[-1]) < SMALL_C
+    segment = None if per_tile else _row_segment(sch, gemm, out, extent(sch, sch.get_loops(cols)[-3]))
+    row, channel_block = _output(sch, out, cols, target, inline_cols=not per_tile, segment=segment)
+    if per_tile:
+        _gemm_per_tile(sch, gemm, channel_block, target)
         sch.compute_at(v, row)
-        _input(sch, v, rows, patch, target, parallel=False)
+        _input(sch, v, rows, patch, target, parallel=False, inline_stages=False)
         return sch
     sch.compute_at(gemm, row)
     sch.compute_at(v, row)

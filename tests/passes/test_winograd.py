@@ -21,6 +21,7 @@ HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand
 # Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time; with 3 input channels M per output
 # tile); otherwise three kernels
 @pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (3, 32, 96, "conv"),
+                                           (64, 64, 120, "conv"),  # in row segments (test_row_segments)
                                            (32, 48, 16, "input"),
                                            (32, 48, 14, "input"), (32, 48, 13, "input"), (256, 160, 10, "input")])
 def test_winograd_matches_onnxruntime(c, k, hw, kernel):
@@ -73,3 +74,27 @@ def test_winograd_feeding_a_concatenate():
     assert sum("winograd" in k["name"] and "input" in k["name"] for k in compiled.kernels) >= 2
     y, ref = compiled.run(x)["y"], ort_run(model, x)[0]
     assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
+
+
+def test_transform_stages_stay_in_registers():
+    # The input transform's patch and B^T d, and the output transform's M A, are inlined into the stage that
+    # stores: as scheduled `local` buffers they were stack workspaces, and the transforms ran 5-13% slower.
+    from tvm import tirx
+
+    mod = lower(conv_model(c=64, k=64, hw=14), "schedule", winograd="on")
+    transforms = {gv.name_hint: f.script() for gv, f in mod.functions_items()
+                  if isinstance(f, tirx.PrimFunc) and re.search(r"winograd\d_(input|output)", gv.name_hint)}
+    assert len(transforms) == 2, list(transforms)
+    for name, script in transforms.items():  # neither their blocks nor buffers are left
+        assert not re.search(r"winograd_(input_patch|input_rows|output_cols)", script), name
+
+
+def test_row_segments():
+    # 64 -> 64 channels at 120x120: a row of 30 tiles has 0.55 MB of V and M, U is 0.6 MB: the one-kernel form
+    # runs 10-tile segments (3 tasks per row of tiles, 90 in all) instead of whole rows (30).
+    mod = lower(conv_model(c=64, k=64, hw=120), "schedule", winograd="on")
+    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
+    assert re.search(r"T\.parallel\((T\.int64\()?90\b", script)
+    mod = lower(conv_model(c=64, k=64, hw=64), "schedule", winograd="on")  # 0.3 MB a row: whole rows
+    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
+    assert re.search(r"T\.parallel\((T\.int64\()?16\b", script)
