@@ -10,7 +10,8 @@ that followed the conv follow the output transform and fuse into its kernel.
 
 On llvm the matmul is ``wino.batched_gemm`` over U packed for its register tile (``wino.pack_weight``), and
 a layer whose U is small while V and M are big (VGG's 224x224 and 112x112 layers) becomes one kernel,
-``wino.fused``, computed a row of tiles at a time so that V and M stay in cache (``fuse_rows``).
+``wino.fused``, computed a row of tiles (or two, or a segment of one) at a time so that V and M stay in cache
+(``fuse_rows``).
 
 Which layers: ``--winograd on`` takes every eligible conv, ``off`` none, ``auto`` (default) those the cost
 model below expects to win. Winograd trades multiplies for memory traffic: the transformed input and output

@@ -10,7 +10,7 @@ batched matmul as a register-tiled AVX-512 GEMM.
   residual, ReLU) on the m x m x 16 result before it is stored.
 
 A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time
-(or a segment of a row, ``_row_segment``), so V and M (each 2.25x the image at F(4,3)) stay in cache; the
+(two rows, or a segment of one: ``_task``), so V and M (each 2.25x the image at F(4,3)) stay in cache; the
 others come as three kernels. With fewer than
 SMALL_C input channels (an RGB image) the one-kernel form computes M per output tile inside the output transform.
 """
@@ -37,7 +37,7 @@ from dlc.schedule.utils import (
 SMALL_C = 8  # fewer input channels than this: the one-kernel form multiplies per output tile (_gemm_per_tile)
 U_L1_BYTES = 32 * 1024  # L1 data cache: U[b] smaller than this is multiplied whole by every tile block
 L2_BYTES = 1 << 20  # per core (Skylake-SP and later)
-SEGMENT_BYTES = 256 << 10  # V and M of a row segment in the one-kernel form (see _row_segment)
+SEGMENT_BYTES = 256 << 10  # V and M of a row segment in the one-kernel form (see _task)
 _STAGES = ("winograd_input_patch", "winograd_input_rows", "winograd_input", "winograd_gemm",
            "winograd_output_cols", "winograd_output")
 
@@ -144,7 +144,7 @@ def _elements(sch, blk) -> int:
     return math.prod(int(iv.dom.extent) for iv in sch.get(blk).iter_vars)
 
 
-def _output(sch, out, cols, target, *, inline_cols: bool = True, segment: int | None = None):
+def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, segment: int | None = None):
     """Output tiles, channel blocks innermost (a tile reads its rows of M in order), M A inlined (as a
     ``local`` stage it went through a stack workspace: 13% slower; but kept where M is computed per tile,
     ``_gemm_per_tile``, which is faster with it). Returns the parallel loop over rows of tiles and the loop
@@ -161,6 +161,10 @@ def _output(sch, out, cols, target, *, inline_cols: bool = True, segment: int | 
         tx_o, tx = sch.split(tx, [None, segment])
         sch.reorder(n, ty, tx_o, tx, kc, yi, xi, kb)
         row = sch.fuse(n, ty, tx_o)
+    elif rows > 1:  # the last task may hold fewer rows: TVM bounds its region
+        ty_o, ty = sch.split(ty, [None, rows])
+        sch.reorder(n, ty_o, ty, tx, kc, yi, xi, kb)
+        row = sch.fuse(n, ty_o)
     else:
         sch.reorder(n, ty, tx, kc, yi, xi, kb)
         row = sch.fuse(n, ty)
@@ -183,18 +187,23 @@ def _output(sch, out, cols, target, *, inline_cols: bool = True, segment: int | 
     return row, kc
 
 
-def _row_segment(sch, gemm, out, m: int) -> int | None:
-    """Tiles per task in the one-kernel form: a whole row of tiles (None), or a segment of it when the row's V
-    and M would fill L2 while U fits there. U is read once per task, so segments pay only where re-reading
-    it from L2 is cheap: VGG's 64 x 64 layer at 224x224 (V + M 1 MB a row, U 0.6 MB) ran in 8-tile segments
-    in 15.5 ms against 18 ms a row at a time; 128 x 128 at 112x112 (U 2.4 MB) ran slower in segments."""
+def _task(sch, gemm, out, m: int) -> tuple[int, int | None]:
+    """(rows of tiles, tiles of a row) per task in the one-kernel form; (1, None): a row at a time.
+
+    Every task reads all of U, and holds its tiles' V and M. Where U does not fit L2 it comes from L3 once per
+    task: two rows per task halve that (VGG's 64->128 and 128->128 at 112x112, 128->256 at 56x56, ResNet's
+    128->128 at 28x28: 4-8% faster). Where U fits L2 but a row's V and M would fill it, a task takes a
+    segment of a row instead: VGG's 64->64 at 224x224 (V + M 1 MB a row, U 0.6 MB) ran in 8-tile segments
+    in 15.5 ms against 18 ms a row at a time; 128->128 at 112x112 (U 2.4 MB) ran slower in segments."""
     b, _, k, c = (extent(sch, lp) for lp in sch.get_loops(gemm)[-4:])
     row_tiles = -(-extent(sch, sch.get_loops(out)[3]) // m)
     tile_bytes = b * (k + c) * 4  # one tile's V and M
-    if row_tiles * tile_bytes <= L2_BYTES // 2 or b * c * k * 4 > L2_BYTES:
-        return None
+    if b * c * k * 4 > L2_BYTES:
+        return (2, None) if row_tile(2 * row_tiles) else (1, None)
+    if row_tiles * tile_bytes <= L2_BYTES // 2:
+        return 1, None
     fits = [s for s in range(4, row_tiles) if row_tiles % s == 0 and row_tile(s) and s * tile_bytes <= SEGMENT_BYTES]
-    return max(fits, default=None)
+    return 1, max(fits, default=None)
 
 
 @rule("llvm", name="winograd_conv", order=5)
@@ -205,8 +214,8 @@ def winograd_conv(func, target):
     if None in (patch, rows, v, gemm, cols, out):
         return None
     per_tile = extent(sch, sch.get_loops(gemm)[-1]) < SMALL_C
-    segment = None if per_tile else _row_segment(sch, gemm, out, extent(sch, sch.get_loops(cols)[-3]))
-    row, channel_block = _output(sch, out, cols, target, inline_cols=not per_tile, segment=segment)
+    task_rows, segment = (1, None) if per_tile else _task(sch, gemm, out, extent(sch, sch.get_loops(cols)[-3]))
+    row, channel_block = _output(sch, out, cols, target, inline_cols=not per_tile, rows=task_rows, segment=segment)
     if per_tile:
         _gemm_per_tile(sch, gemm, channel_block, target)
         sch.compute_at(v, row)

@@ -21,7 +21,7 @@ HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand
 # Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time; with 3 input channels M per output
 # tile); otherwise three kernels
 @pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (3, 32, 96, "conv"),
-                                           (64, 64, 120, "conv"),  # in row segments (test_row_segments)
+                                           (64, 64, 120, "conv"), (128, 128, 28, "conv"),  # see test_task_shapes
                                            (32, 48, 16, "input"),
                                            (32, 48, 14, "input"), (32, 48, 13, "input"), (256, 160, 10, "input")])
 def test_winograd_matches_onnxruntime(c, k, hw, kernel):
@@ -89,12 +89,11 @@ def test_transform_stages_stay_in_registers():
         assert not re.search(r"winograd_(input_patch|input_rows|output_cols)", script), name
 
 
-def test_row_segments():
-    # 64 -> 64 channels at 120x120: a row of 30 tiles has 0.55 MB of V and M, U is 0.6 MB: the one-kernel form
-    # runs 10-tile segments (3 tasks per row of tiles, 90 in all) instead of whole rows (30).
-    mod = lower(conv_model(c=64, k=64, hw=120), "schedule", winograd="on")
-    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
-    assert re.search(r"T\.parallel\((T\.int64\()?90\b", script)
-    mod = lower(conv_model(c=64, k=64, hw=64), "schedule", winograd="on")  # 0.3 MB a row: whole rows
-    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
-    assert re.search(r"T\.parallel\((T\.int64\()?16\b", script)
+def test_task_shapes():
+    # The one-kernel form's tasks (parallel loop): 64 -> 64 channels at 120x120, a row of 30 tiles has 0.55 MB
+    # of V and M while U is 0.6 MB: 10-tile segments, 3 tasks per row of tiles (90). At 64x64, 0.3 MB a row:
+    # whole rows (16). 128 -> 128 at 28x28 (U 2.4 MB, more than L2): two rows per task, the last one alone (4).
+    for c, hw, tasks in [(64, 120, 90), (64, 64, 16), (128, 28, 4)]:
+        mod = lower(conv_model(c=c, k=c, hw=hw), "schedule", winograd="on")
+        (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
+        assert re.search(rf"T\.parallel\((T\.int64\()?{tasks}\b", script), (c, hw)
