@@ -11,8 +11,8 @@ batched matmul as a register-tiled AVX-512 GEMM.
 
 A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time
 (two rows, or a segment of one: ``_task``), so V and M (each 2.25x the image at F(4,3)) stay in cache; the
-others come as three kernels. With fewer than
-SMALL_C input channels (an RGB image) the one-kernel form computes M per output tile inside the output transform.
+others come as three kernels. With fewer than SMALL_C input channels (an RGB image) the one-kernel form computes
+M per output tile inside the output transform.
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ def _elements(sch, blk) -> int:
 def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, segment: int | None = None):
     """Output tiles, channel blocks innermost (a tile reads its rows of M in order), M A inlined (as a
     ``local`` stage it went through a stack workspace: 13% slower; but kept where M is computed per tile,
-    ``_gemm_per_tile``, which is faster with it). Returns the parallel loop over rows of tiles and the loop
-    over a tile's channel blocks."""
+    ``_gemm_per_tile``, which is faster with it). Returns the parallel loop over tasks (``rows`` rows of tiles,
+    or a ``segment`` of a row) and the loop over a tile's channel blocks."""
     m = extent(sch, sch.get_loops(cols)[-3])
     if inline_cols:
         sch.compute_inline(cols)
@@ -192,7 +192,7 @@ def _task(sch, gemm, out, m: int) -> tuple[int, int | None]:
 
     Every task reads all of U, and holds its tiles' V and M. Where U does not fit L2 it comes from L3 once per
     task: two rows per task halve that (VGG's 64->128 and 128->128 at 112x112, 128->256 at 56x56, ResNet's
-    128->128 at 28x28: 4-8% faster). Where U fits L2 but a row's V and M would fill it, a task takes a
+    128->128 at 28x28: 3-8% faster). Where U fits L2 but a row's V and M would fill it, a task takes a
     segment of a row instead: VGG's 64->64 at 224x224 (V + M 1 MB a row, U 0.6 MB) ran in 8-tile segments
     in 15.5 ms against 18 ms a row at a time; 128->128 at 112x112 (U 2.4 MB) ran slower in segments."""
     b, _, k, c = (extent(sch, lp) for lp in sch.get_loops(gemm)[-4:])
