@@ -106,9 +106,9 @@ def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
 
 def _gemm_per_tile(sch, gemm, channel_block, target) -> None:
     """M for one output tile and channel block (``channel_block``: the output transform's loop over them),
-    computed where the output transform reads it: all a*a
-    positions b as vectors of output channels, summed over the few input channels. With C < SMALL_C a
-    register tile would be stored after only C multiply-adds, and M would go through cache for nothing."""
+    computed where the output transform reads it: all a*a positions b as vectors of output channels, summed
+    over the few input channels. With C < SMALL_C a register tile would be stored after only C multiply-adds,
+    and M would go through cache for nothing."""
     sch.compute_at(gemm, channel_block)
     sch.set_scope(gemm, 0, "local")
     b, k, c = (lp for lp, _ in loops_below(sch, gemm, channel_block))  # the tile's loop: extent 1
@@ -157,7 +157,7 @@ def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, 
     vec = largest_pow2_divisor(extent(sch, kb), lanes(target))
     ty, yi = sch.split(y, [None, m])
     tx, xi = sch.split(x, [None, m])
-    if segment and segment < extent(sch, tx):
+    if segment:  # _task's segments divide the row and are shorter than it
         tx_o, tx = sch.split(tx, [None, segment])
         sch.reorder(n, ty, tx_o, tx, kc, yi, xi, kb)
         row = sch.fuse(n, ty, tx_o)
