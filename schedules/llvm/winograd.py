@@ -93,15 +93,14 @@ def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
     sch.reorder(b, *outer, c_o, c_i, p_i, k_v, k_l)
     if parallel:
         sch.parallel(sch.fuse(b, outer[0]))
-    acc = sch.cache_write(gemm, 0, "local")
-    sch.reverse_compute_at(acc, outer[1])  # the register tile, stored once its sum over C is complete
     for loop in (c_i, p_i, k_v):
         sch.unroll(loop)
     sch.vectorize(k_l)
+    # The sum accumulates in M itself: LLVM keeps the register tile in registers across the loop over C (M
+    # does not alias V or U) and stores it once. A ``local`` cache of the tile (cache_write) came with a
+    # workspace per task, a memset per tile and a second store: 5-10% slower per layer.
     init = sch.decompose_reduction(gemm, c_o)
     sch.vectorize(sch.get_loops(init)[-1])
-    _, store = sch.split(sch.get_loops(acc)[-1], [None, vec])
-    sch.vectorize(store)
 
 
 def _gemm_per_tile(sch, gemm, channel_block, target) -> None:
