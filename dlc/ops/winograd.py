@@ -88,10 +88,15 @@ def batched_gemm(v: te.Tensor, u: te.Tensor) -> te.Tensor:
                       name="winograd_gemm")
 
 
-def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int], p_pad: int = 0) -> te.Tensor:
+def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int], p_pad: int = 0, *,
+                    branch_free: bool = False) -> te.Tensor:
     """NCHW[x]c data -> V[a*a, P, C] with P = N * tiles(OH) * tiles(OW), for a 3x3 stride-1 conv.
 
-    With ``p_pad`` > P, V gets p_pad tiles; the extra ones are zero."""
+    With ``p_pad`` > P, V gets p_pad tiles; the extra ones are zero. A pixel outside the image reads as zero:
+    by default a branch around its load (``if_then_else``); with ``branch_free``, a load at the clamped
+    position and a select. The one-kernel form (``fused``) ran 4-8% faster branch-free (VGG 64x64 @224x224
+    14.5 -> 13.8 ms, ResNet 64x64 @56x56 1.64 -> 1.52 ms); the three-kernel input transform, which is bound
+    by its stores, ran 10-14% slower, so it keeps the branches."""
     n, c_chunks, h, w, cb = (int(d) for d in data.shape)
     top, left, bottom, right = padding
     out_h, out_w = h + top + bottom - 2, w + left + right - 2
@@ -107,7 +112,12 @@ def input_transform(data: te.Tensor, m: int, padding: tuple[int, int, int, int],
         inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
         if p_pad > p_real:
             inside = tirx.all(inside, p < p_real)
-        return tirx.if_then_else(inside, data[img, c // cb, row, col, c % cb], tirx.const(0.0, data.dtype))
+        zero = tirx.const(0.0, data.dtype)
+        if branch_free:
+            img = tirx.min(img, n - 1)  # a padded tile (p >= P) is past the last image
+            clamped = data[img, c // cb, tirx.max(tirx.min(row, h - 1), 0), tirx.max(tirx.min(col, w - 1), 0), c % cb]
+            return tirx.Select(inside, clamped, zero)
+        return tirx.if_then_else(inside, data[img, c // cb, row, col, c % cb], zero)
 
     shape = (a, a, p_pad, c_chunks * cb)
     patch = te.compute(shape, pixel, name="winograd_input_patch")
@@ -144,5 +154,5 @@ def fused(data: te.Tensor, u: te.Tensor, m: int, padding: tuple[int, int, int, i
     """The three steps as one kernel (V and M are intermediates): the llvm rule computes them one row of tiles
     at a time, so V and M stay in cache instead of going to memory and back. For layers whose U is small
     (it is read once per row of tiles)."""
-    v = input_transform(data, m, padding)
+    v = input_transform(data, m, padding, branch_free=True)
     return output_transform(batched_gemm(v, u), m, out_shape)
