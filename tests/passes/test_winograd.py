@@ -124,3 +124,8 @@ def test_task_shapes():
         mod = lower(conv_model(c=c, k=c, hw=hw), "schedule", winograd="on")
         (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
         assert re.search(rf"T\.parallel\((T\.int64\()?{tasks}\b", script), (c, hw)
+    # With 3 input channels (M per output tile): the channel block outside the row's tiles, so that its part of
+    # U stays in L1 across the row (18% faster than tiles outside at 224x224)
+    mod = lower(conv_model(c=3, k=32, hw=96), "schedule", winograd="on")
+    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
+    assert re.search(r"for kc, x_0 in T\.grid\(T\.int64\(2\), T\.int64\(24\)\)", script)
