@@ -169,18 +169,18 @@ def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, 
     elif channels_outer:
         sch.reorder(n, ty, kc, tx, yi, xi, kb)
         row = sch.fuse(n, ty)
-        kc = tx  # one tile of one channel block per iteration
     else:
         sch.reorder(n, ty, tx, kc, yi, xi, kb)
         row = sch.fuse(n, ty)
     sch.parallel(row)
+    tile = tx if channels_outer else kc  # the loop whose body is one tile of one channel block
     if not inline_cols:
-        sch.compute_at(cols, kc)
+        sch.compute_at(cols, tile)
         sch.set_scope(cols, 0, "local")
-        _unroll_tile(sch, cols, kc, vec)
+        _unroll_tile(sch, cols, tile, vec)
     if epilogue is not None:
         sch.set_scope(out, 0, "local")  # the m x m x vec output tile: registers, then the epilogue
-        sch.reverse_compute_at(epilogue, kc)
+        sch.reverse_compute_at(epilogue, tile)
         loops = sch.get_loops(epilogue)
         inner = extent(sch, loops[-1])
         if vec > 1 and inner % vec == 0:
@@ -189,7 +189,7 @@ def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, 
         sch.unroll(loop)
     if vec > 1:
         sch.vectorize(kb)
-    return row, kc
+    return row, tile
 
 
 def _task(sch, gemm, out, m: int) -> tuple[int, int | None]:

@@ -76,56 +76,55 @@ def test_winograd_feeding_a_concatenate():
     assert np.abs(y - ref).max() / np.abs(ref).max() < REL_TOL
 
 
+def _scheduled(c: int, k: int, hw: int) -> dict[str, str]:
+    """The scheduled kernels of a c -> k conv at hw x hw with Winograd on: name -> TVMScript."""
+    from tvm import tirx
+
+    mod = lower(conv_model(c=c, k=k, hw=hw), "schedule", winograd="on")
+    return {gv.name_hint: f.script() for gv, f in mod.functions_items() if isinstance(f, tirx.PrimFunc)}
+
+
+def _kernel(c: int, k: int, hw: int, name: str) -> str:
+    """The script of the one scheduled kernel whose name contains ``name``."""
+    (script,) = [script for kernel, script in _scheduled(c, k, hw).items() if name in kernel]
+    return script
+
+
 def test_transform_stages_stay_in_registers():
     # The input transform's patch and B^T d, and the output transform's M A, are inlined into the stage that
     # stores: as scheduled `local` buffers they were stack workspaces, and the transforms ran 5-13% slower.
-    from tvm import tirx
-
-    mod = lower(conv_model(c=64, k=64, hw=14), "schedule", winograd="on")
-    transforms = {gv.name_hint: f.script() for gv, f in mod.functions_items()
-                  if isinstance(f, tirx.PrimFunc) and re.search(r"winograd\d_(input|output)", gv.name_hint)}
+    transforms = {name: script for name, script in _scheduled(64, 64, 14).items()
+                  if re.search(r"winograd\d_(input|output)", name)}
     assert len(transforms) == 2, list(transforms)
     for name, script in transforms.items():  # neither their blocks nor buffers are left
         assert not re.search(r"winograd_(input_patch|input_rows|output_cols)", script), name
 
 
-
 def test_gemm_schedule():
     # The matmul's register tile sums into M itself (LLVM keeps it in registers over C); a `local` cache of the
     # tile came with a workspace per task, a memset per tile and a second store (5-10% slower per layer).
+    for hw, name in [(14, "winograd4_gemm"), (64, "winograd4_conv")]:  # three-kernel form, one-kernel form
+        script = _kernel(64, 64, hw, name)
+        assert "winograd_gemm_update" in script and "winograd_gemm_local" not in script, name
     # And a task walks down the tiles under one panel of U (loops: plane b, output-channel panel, tile block),
     # also where U[b] would fit L1 whole (64 x 64 channels: 16 KB), which was 4-8% slower the other way round.
-    from tvm import tirx
-
-    for hw, name in [(14, "winograd4_gemm"), (64, "winograd4_conv")]:  # three-kernel form, one-kernel form
-        mod = lower(conv_model(c=64, k=64, hw=hw), "schedule", winograd="on")
-        (script,) = [f.script() for gv, f in mod.functions_items()
-                     if isinstance(f, tirx.PrimFunc) and name in gv.name_hint]
-        assert "winograd_gemm_update" in script and "winograd_gemm_local" not in script, name
-    assert re.search(r"for ax0, ax2_0, ax1_0 in T\.grid\(T\.int64\(36\), T\.int64\(2\), T\.int64\(2\)\)", script)
+    assert re.search(r"for ax0, ax2_0, ax1_0 in T\.grid\(T\.int64\(36\), T\.int64\(2\), T\.int64\(2\)\)",
+                     _kernel(64, 64, 64, "winograd4_conv"))
 
 
 def test_image_edges_branch_free_in_one_kernel():
     # A pixel outside the image is zero: the one-kernel form loads at the clamped position and selects (4-8%
     # faster there), the three-kernel input transform branches around the load (faster there: bound by stores).
-    from tvm import tirx
-
     for hw, name, branches in [(64, "winograd4_conv", False), (14, "winograd4_input", True)]:
-        mod = lower(conv_model(c=64, k=64, hw=hw), "schedule", winograd="on")
-        (script,) = [f.script() for gv, f in mod.functions_items()
-                     if isinstance(f, tirx.PrimFunc) and name in gv.name_hint]
-        assert ("T.if_then_else" in script) == branches, name
+        assert ("T.if_then_else" in _kernel(64, 64, hw, name)) == branches, name
+
 
 def test_task_shapes():
     # The one-kernel form's tasks (parallel loop): 64 -> 64 channels at 120x120, a row of 30 tiles has 0.55 MB
     # of V and M while U is 0.6 MB: 10-tile segments, 3 tasks per row of tiles (90). At 64x64, 0.3 MB a row:
     # whole rows (16). 128 -> 128 at 28x28 (U 2.4 MB, more than L2): two rows per task, the last one alone (4).
     for c, hw, tasks in [(64, 120, 90), (64, 64, 16), (128, 28, 4)]:
-        mod = lower(conv_model(c=c, k=c, hw=hw), "schedule", winograd="on")
-        (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
-        assert re.search(rf"T\.parallel\((T\.int64\()?{tasks}\b", script), (c, hw)
+        assert re.search(rf"T\.parallel\((T\.int64\()?{tasks}\b", _kernel(c, c, hw, "winograd4_conv")), (c, hw)
     # With 3 input channels (M per output tile): the channel block outside the row's tiles, so that its part of
     # U stays in L1 across the row (18% faster than tiles outside at 224x224)
-    mod = lower(conv_model(c=3, k=32, hw=96), "schedule", winograd="on")
-    (script,) = [f.script() for gv, f in mod.functions_items() if "winograd4_conv" in gv.name_hint]
-    assert re.search(r"for kc, x_0 in T\.grid\(T\.int64\(2\), T\.int64\(24\)\)", script)
+    assert re.search(r"for kc, x_0 in T\.grid\(T\.int64\(2\), T\.int64\(24\)\)", _kernel(3, 32, 96, "winograd4_conv"))
