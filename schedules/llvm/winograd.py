@@ -12,7 +12,7 @@ batched matmul as a register-tiled AVX-512 GEMM.
 A layer whose U is small comes as one kernel (``winograd_conv``): all three run one row of tiles at a time
 (two rows, or a segment of one: ``_task``), so V and M (each 2.25x the image at F(4,3)) stay in cache; the
 others come as three kernels. With fewer than SMALL_C input channels (an RGB image) the one-kernel form computes
-M per output tile inside the output transform.
+M per output tile inside the output transform, and the input transform runs with a row's tiles in the vector.
 """
 
 from __future__ import annotations
@@ -51,13 +51,12 @@ def _unroll_tile(sch, blk, outer, vec: int) -> None:
         sch.unroll(lp)
 
 
-def _input(sch, out, rows, patch, target, *, parallel: bool, inline_stages: bool = True) -> None:
+def _input(sch, out, rows, patch, target, *, parallel: bool) -> None:
     """V[b, p, c]: one task per (tile, channel block). The patch and B^T d are inlined, so the a*a vectors go
     load -> registers -> store; as ``local`` buffers they went through a stack workspace (5-8% slower per
-    layer). Not for scalar channels (an RGB image, ``_gemm_per_tile``): there the local stages are faster."""
-    if inline_stages:
-        sch.compute_inline(rows)
-        sch.compute_inline(patch)
+    layer)."""
+    sch.compute_inline(rows)
+    sch.compute_inline(patch)
     b, p, c = sch.get_loops(out)[-3:]
     a = math.isqrt(extent(sch, b))
     e, n = sch.split(b, [a, a])
@@ -68,12 +67,26 @@ def _input(sch, out, rows, patch, target, *, parallel: bool, inline_stages: bool
     if parallel:
         task = sch.fuse(p, c_o)
         sch.parallel(task)
-    if not inline_stages:
-        for stage in (rows, patch):
-            sch.compute_at(stage, task)
-            sch.set_scope(stage, 0, "local")
-            _unroll_tile(sch, stage, task, vec)
     _unroll_tile(sch, out, task, vec)
+
+
+def _input_across_tiles(sch, out, rows, patch, target) -> None:
+    """V for a row of tiles with too few channels for a vector (an RGB image): vectors across the row's tiles
+    instead, one channel at a time, V stored [b, c, p] so that they are contiguous. In scalars, per tile and
+    channel, VGG's 3 -> 64 channel layer at 224x224 ran at 2.98 ms against 2.50. The patch and B^T d stay
+    ``local`` stages: inlined, B^T d was recomputed per output and the layer ran at 4.6 ms."""
+    sch.transform_layout(out, ("write", 0), lambda b, p, c: (b, c, p))
+    b, p, c = sch.get_loops(out)[-3:]
+    a = math.isqrt(extent(sch, b))
+    e, n = sch.split(b, [a, a])
+    vec = largest_pow2_divisor(extent(sch, p), lanes(target))
+    p_o, p_i = sch.split(p, [None, vec])
+    sch.reorder(p_o, c, e, n, p_i)
+    for stage in (rows, patch):
+        sch.compute_at(stage, c)
+        sch.set_scope(stage, 0, "local")
+        _unroll_tile(sch, stage, c, vec)
+    _unroll_tile(sch, out, c, vec)
 
 
 def _gemm(sch, gemm, pt: int, kt: int, target, *, parallel: bool) -> None:
@@ -228,7 +241,7 @@ def winograd_conv(func, target):
     if per_tile:
         _gemm_per_tile(sch, gemm, tile, target)
         sch.compute_at(v, row)
-        _input(sch, v, rows, patch, target, parallel=False, inline_stages=False)
+        _input_across_tiles(sch, v, rows, patch, target)
         return sch
     sch.compute_at(gemm, row)
     sch.compute_at(v, row)
