@@ -53,8 +53,8 @@ def _unroll_tile(sch, blk, outer, vec: int) -> None:
 
 def _input(sch, out, rows, patch, target, *, parallel: bool) -> None:
     """V[b, p, c]: one task per (tile, channel block). The patch and B^T d are inlined, so the a*a vectors go
-    load -> registers -> store; as ``local`` buffers they went through a stack workspace (5-8% slower per
-    layer)."""
+    load -> registers -> store; as ``local`` buffers they went through memory (5-8% slower per layer: TVM 0.27
+    puts every ``local`` buffer of a CPU kernel in a TVMBackendAllocWorkspace block, never in registers)."""
     sch.compute_inline(rows)
     sch.compute_inline(patch)
     b, p, c = sch.get_loops(out)[-3:]
@@ -158,7 +158,7 @@ def _elements(sch, blk) -> int:
 def _output(sch, out, cols, target, *, inline_cols: bool = True, rows: int = 1, segment: int | None = None,
             channels_outer: bool = False):
     """Output tiles, channel blocks innermost (a tile reads its rows of M in order), M A inlined (as a
-    ``local`` stage it went through a stack workspace: 13% slower; but kept where M is computed per tile,
+    ``local`` stage it went through a workspace in memory: 13% slower; but kept where M is computed per tile,
     ``_gemm_per_tile``, which is faster with it). Returns the parallel loop over tasks (``rows`` rows of tiles,
     or a ``segment`` of a row) and the loop whose body is one output tile of one channel block: the loop over
     the tile's channel blocks, or with ``channels_outer`` (a row at a time) the loop over the row's tiles
