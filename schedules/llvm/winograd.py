@@ -21,7 +21,7 @@ import math
 
 from tvm import s_tir
 
-from dlc.ops.winograd import gemm_tiles, row_tile
+from dlc.ops.winograd import SMALL_C, gemm_tiles, row_tile
 from dlc.schedule import rule
 from dlc.schedule.utils import (
     NotMine,
@@ -34,7 +34,6 @@ from dlc.schedule.utils import (
     parallel_vectorize,
 )
 
-SMALL_C = 8  # fewer input channels than this: the one-kernel form multiplies per output tile (_gemm_per_tile)
 L2_BYTES = 1 << 20  # per core (Skylake-SP and later)
 SEGMENT_BYTES = 256 << 10  # V and M of a row segment in the one-kernel form (see _task)
 _STAGES = ("winograd_input_patch", "winograd_input_rows", "winograd_input", "winograd_gemm",

@@ -8,7 +8,11 @@ from helpers import conv_model, kernels, lower, make_model, ort_run, rand
 from onnx import helper
 
 import dlc
+from dlc.frontend import import_onnx, load_model
+from dlc.options import CompileOptions
 from dlc.passes.winograd import choose
+from dlc.pipeline import Pipeline
+from dlc.target import resolve_target
 
 # F(4x4,3x3)'s transforms amplify rounding: relative to the output's magnitude we measured 2-3e-6 on random
 # weights (F(2x2,3x3): ~1.5e-6), against ~1e-6 for the direct conv. The tests allow 2e-5.
@@ -21,7 +25,7 @@ HAND = {"hand:winograd_conv", "hand:winograd_input", "hand:winograd_gemm", "hand
 # Small U and big V, M: one kernel (winograd_conv, a row of tiles at a time; with 3 input channels M per output
 # tile); otherwise three kernels
 @pytest.mark.parametrize("c,k,hw,kernel", [(32, 32, 64, "conv"), (32, 32, 61, "conv"), (3, 32, 96, "conv"),
-                                           (3, 32, 118, "conv"), (3, 32, 100, "conv"),  # 2 and 1 tiles a vector
+                                           (3, 32, 118, "conv"), (3, 32, 100, "conv"),  # F(2,3): 59, 50 a row
                                            (64, 64, 120, "conv"), (128, 128, 28, "conv"),  # see test_task_shapes
                                            (32, 48, 16, "input"),
                                            (32, 48, 14, "input"), (32, 48, 13, "input"), (256, 160, 10, "input")])
@@ -44,11 +48,27 @@ def test_modes():
     assert not any("winograd" in k for k in kernels(lower(conv_model(stride=2), "fuse", winograd="on")))
 
 
-def test_cost_model_picks_per_layer():
-    assert choose(64, 64, 56, 56, "auto") == 4          # big image: F(4,3) wins
-    assert choose(3, 64, 224, 224, "auto") is None      # 3 input channels: the transforms cost more than they save
-    assert choose(64, 64, 56, 56, "off") is None
-    assert choose(3, 64, 224, 224, "on") in (2, 4)
+@pytest.mark.parametrize("mcpu", ["cascadelake", "znver4"])
+def test_cost_model_picks_per_layer(mcpu):
+    assert choose(64, 64, 56, 56, "auto", mcpu) == 4          # big image: F(4,3) wins
+    assert choose(128, 128, 28, 28, "auto", mcpu) == 4
+    assert choose(64, 64, 56, 56, "off", mcpu) is None
+    assert choose(3, 64, 224, 224, "on", mcpu) in (2, 4)
+
+
+def test_cost_model_follows_the_cpu():
+    # 512 channels at 7x7 and 14x14 (U: 17 MB at F(2,3), 38 MB at F(4,3)): U streams from L3 at ~10 GB/s a core
+    # on the Xeon, ~96 GB/s on Zen 4 (benchmarks/results/2026-11-22/winograd_cost.md)
+    assert choose(512, 512, 7, 7, "auto", "cascadelake") is None
+    assert choose(512, 512, 14, 14, "auto", "cascadelake") == 2
+    assert choose(512, 512, 7, 7, "auto", "znver4") == 4
+    assert choose(512, 512, 14, 14, "auto", "znver4") == 4
+    assert choose(3, 64, 224, 224, "auto", "cascadelake") is None  # 3 input channels: direct there
+    # the pass reads the target's CPU
+    model = conv_model(c=512, k=512, hw=7)
+    for target, expected in (("llvm:cascadelake", False), ("llvm:znver4", True)):
+        mod = Pipeline(resolve_target(target), CompileOptions()).run(import_onnx(load_model(model)).mod, until="fuse")
+        assert any("winograd" in k for k in kernels(mod)) == expected, target
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
@@ -121,11 +141,12 @@ def test_image_edges_branch_free_in_one_kernel():
 
 
 def test_rgb_input_transform_vectorized_across_tiles():
-    # With 3 input channels there is no channel vector: the input transform puts 8 of a row's 24 tiles in one
-    # (VGG's first layer 2.98 -> 2.50 ms against per tile in scalars) and stores V as [b, c, p], contiguous.
-    script = _kernel(3, 32, 96, "winograd4_conv")
-    assert re.search(r"winograd_input = T\.sblock_alloc_buffer\(\(T\.int64\(36\), T\.int64\(3\), T\.int64\(\d+\)\)\)", script)
-    assert re.search(r'T\.vectorized\(T\.int64\(8\)\):\s+with T\.sblock\("winograd_input"\)', script)
+    # With 3 input channels there is no channel vector: the input transform puts 16 of a row's 48 tiles
+    # (F(2,3)) in one (VGG's first layer at F(4,3), Cascade Lake: 2.98 -> 2.50 ms against per tile in scalars) and
+    # stores V as [b, c, p], contiguous.
+    script = _kernel(3, 32, 96, "winograd2_conv")
+    assert re.search(r"winograd_input = T\.sblock_alloc_buffer\(\(T\.int64\(16\), T\.int64\(3\), T\.int64\(\d+\)\)\)", script)
+    assert re.search(r'T\.vectorized\(T\.int64\(16\)\):\s+with T\.sblock\("winograd_input"\)', script)
 
 
 def test_task_shapes():
@@ -136,4 +157,4 @@ def test_task_shapes():
         assert re.search(rf"T\.parallel\((T\.int64\()?{tasks}\b", _kernel(c, c, hw, "winograd4_conv")), (c, hw)
     # With 3 input channels (M per output tile): the channel block outside the row's tiles, so that its part of
     # U stays in L1 across the row (18% faster than tiles outside at 224x224)
-    assert re.search(r"for kc, x_0 in T\.grid\(T\.int64\(2\), T\.int64\(24\)\)", _kernel(3, 32, 96, "winograd4_conv"))
+    assert re.search(r"for kc, x_0 in T\.grid\(T\.int64\(2\), T\.int64\(48\)\)", _kernel(3, 32, 96, "winograd2_conv"))
