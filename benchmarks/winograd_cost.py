@@ -10,7 +10,8 @@ each layer's fastest variant measured and the one the fitted model picks.
     python benchmarks/winograd_cost.py --fit sweep.json [more.json ...]  # fit again, no timing
 
 The variants are forced by replacing the pass's ``choose`` and ``fuse_rows`` for the sweep: the pass builds
-exactly what it would build had the model chosen them.
+exactly what it would build had the model chosen them (three kernels where ``one_kernel`` needs a register
+tile that does not divide the row).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def predicted(rates: dict, c: int, k: int, hw: int, variant: str) -> float:
     if variant == "direct":
         return estimate(c, k, hw, hw, None, rates)
     m = int(variant[1])
-    fused = variant.endswith("1k") and wino.row_tile(wino.tiles(hw, m)) is not None  # else the pass takes 3k
+    # forced to one kernel, the pass still takes three where no register tile divides the row
+    fused = variant.endswith("1k") and (c < wino.SMALL_C or wino.row_tile(wino.tiles(hw, m)) is not None)
     return estimate(c, k, hw, hw, m, rates, fused=fused)
 
 
@@ -97,13 +99,13 @@ def fit(rows: list[dict]) -> dict:
 def pass_pick(rates: dict, c: int, k: int, hw: int) -> str:
     """The variant ``--winograd auto`` builds with ``rates``: m by ``estimate``, the form by ``fuse_rows``."""
     from dlc.ops import winograd as wino
-    from dlc.passes.winograd import choose, fuse_rows
+    from dlc.passes.winograd import choose, one_kernel
 
     m = choose(c, k, hw, hw, "auto", rates=rates)
     if m is None:
         return "direct"
-    one_kernel = fuse_rows(c, k, m, wino.tiles(hw, m) ** 2) and wino.row_tile(wino.tiles(hw, m)) is not None
-    return f"F{m}-{'1k' if one_kernel else '3k'}"
+    row = wino.tiles(hw, m)
+    return f"F{m}-{'1k' if one_kernel(c, k, m, row * row, row) else '3k'}"
 
 
 def main() -> None:

@@ -79,7 +79,7 @@ def _layouts_ok(attrs) -> tuple[int, int] | None:
 
 def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None, rates: dict, fused: bool | None = None) -> float:
     """Seconds for one image at ``rates`` (a ``COSTS`` row): direct conv if m is None, else Winograd
-    F(m x m, 3 x 3), as one kernel or three as ``fuse_rows`` decides (or as ``fused`` says)."""
+    F(m x m, 3 x 3), as one kernel or three as ``one_kernel`` decides (or as ``fused`` says)."""
     if m is None:
         return 2 * 9 * c * k * out_h * out_w / rates["direct_flops"]
     a2, rows, p = (m + 2) ** 2, wino.tiles(out_h, m), wino.tiles(out_h, m) * wino.tiles(out_w, m)
@@ -87,7 +87,7 @@ def estimate(c: int, k: int, out_h: int, out_w: int, m: int | None, rates: dict,
     vectors = -(-c // 16) * 16 + -(-k // 16) * 16
     transforms = 4 * a2 * p * vectors / rates["transform_bytes"]
     u = 4 * a2 * c * k
-    if fuse_rows(c, k, m, p) if fused is None else fused:
+    if one_kernel(c, k, m, p, wino.tiles(out_w, m)) if fused is None else fused:
         return gemm + transforms + rows * u / rates["cache_bytes"]
     return gemm + transforms + 8 * a2 * p * (c + k) / rates["memory_bytes"] + u / rates["weight_bytes"]
 
@@ -98,6 +98,13 @@ def fuse_rows(c: int, k: int, m: int, tiles: int) -> bool:
     at F(4,3)) and V and M would not stay in cache (> 1.7 MB together; below that three kernels are faster)."""
     a2 = (m + 2) ** 2
     return a2 * c * k * 4 <= FUSE_MAX_U_BYTES and a2 * tiles * (c + k) * 4 > FUSE_MIN_VM_BYTES
+
+
+def one_kernel(c: int, k: int, m: int, tiles: int, row: int) -> bool:
+    """The one-kernel form for this layer (``tiles`` in all, ``row`` a row)? Where ``fuse_rows`` says so and a
+    register tile divides the row; with fewer than ``SMALL_C`` input channels M is computed per output tile
+    and no register tile is needed."""
+    return fuse_rows(c, k, m, tiles) and (c < wino.SMALL_C or wino.row_tile(row) is not None)
 
 
 def choose(c: int, k: int, out_h: int, out_w: int, mode: str, mcpu: str = "", rates: dict | None = None) -> int | None:
@@ -160,9 +167,7 @@ def _rewrite(bb: relax.BlockBuilder, call: relax.Call, mode: str, lanes: int, mc
     padding = tuple(int(p) for p in a.padding)
     tiles = in_shape[0] * wino.tiles(out_shape[2], m) * wino.tiles(out_shape[3], m)
     row = wino.tiles(out_shape[3], m)
-    # one kernel: where U is small, V and M big, and a register tile divides the row (with few input channels
-    # M is computed per output tile, no register tile needed)
-    if lanes and fuse_rows(c, k, m, tiles) and (c < wino.SMALL_C or wino.row_tile(row)):
+    if lanes and one_kernel(c, k, m, tiles, row):
         packed = wino.pack_weight(u, wino.gemm_tiles(row, k, lanes)[1])
         return bb.call_te(wino.fused, data, relax.const(packed), m, padding, out_shape,
                           primfunc_name_hint=f"winograd{m}_conv")
