@@ -119,6 +119,12 @@ def main() -> None:
     import dlc  # after TVM_NUM_THREADS
     from dlc.runtime.bench import MachineMonitor, describe_state, machine_info
 
+    # Before any run: a model's first run sizes TVM's pool to every core unless told (the thread's CPU time
+    # would then be this thread's share only), and a pool resized after it has run is best avoided: one run of
+    # this benchmark died in a pool worker during its first layer, where that resize used to happen (not
+    # reproduced since).
+    dlc.runtime.set_num_threads(args.threads)
+
     info = machine_info(args.threads)
     monitor = MachineMonitor().start()  # other processes share the cores: say how busy they kept them
     rows = []
@@ -131,9 +137,6 @@ def main() -> None:
         wino = dlc.compile(model, winograd="on")
         kinds = sorted({m.group() for k_ in wino.kernels if (m := re.search(r"winograd\d", k_["name"]))})
         ref, got = direct.run(x)["y"], wino.run(x)["y"]
-        # A model's first run sizes TVM's pool to every core unless told: the thread's CPU time would then be
-        # this thread's share only.
-        dlc.runtime.set_num_threads(args.threads)
         times = {"direct": [], "winograd": []}
         for _ in range(args.repeat):  # alternate, so drift in the machine's load hits both alike
             for key, compiled in (("direct", direct), ("winograd", wino)):
