@@ -30,12 +30,21 @@ _CUDA_ARCH = re.compile(r"^sm_(\d{2,3})[af]?$")
 MIN_CUDA_SM = 75
 
 
-def host_cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
+def _affinity_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+# Counted once, at import: TVM's thread pool, set to fewer threads than cores, pins the calling thread to those
+# cores (``runtime.config_threadpool``), and the calling thread's mask is what sched_getaffinity reads after.
+_HOST_CPU_COUNT = _affinity_count()
+
+
+def host_cpu_count() -> int:
+    """Cores this process may run on (its affinity mask when dlc was imported, not the machine's total)."""
+    return _HOST_CPU_COUNT
 
 
 @functools.cache

@@ -1,5 +1,8 @@
 """Target specs: what users write, what TVM gets, the key that ties records to a machine."""
 
+import subprocess
+import sys
+
 import pytest
 
 from dlc.errors import TargetError
@@ -43,3 +46,13 @@ def test_key_separates_cpus():
 def test_bad_targets(spec, message):
     with pytest.raises(TargetError, match=message):
         resolve_target(spec)
+
+
+def test_core_count_survives_a_one_thread_pool():
+    # TVM's pool set to one thread pins the calling thread to one core; the process still has all of its cores
+    # (the default thread count, the target's num-cores). A fresh process: this one's pool is configured.
+    code = ("import os, dlc; from dlc.target import host_cpu_count, resolve_target; n = len(os.sched_getaffinity(0)); "
+            "dlc.runtime.set_num_threads(1); "
+            "print(n, host_cpu_count(), int(resolve_target('llvm:znver4').attrs['num-cores']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert len(set(out)) == 1, out
