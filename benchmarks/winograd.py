@@ -93,16 +93,21 @@ def layer_kernels(model: onnx.ModelProto, winograd: str) -> list:
     return kernels
 
 
-def kernels_times(model: onnx.ModelProto, repeat: int, wall: bool) -> tuple[float, float]:
-    """Seconds, direct and Winograd: the sum over each variant's kernels of each one's median time, run alone.
-    The two variants alternate run by run, as the model runs do, so drift in the machine's load hits both."""
-    variants = [layer_kernels(model, mode) for mode in ("off", "on")]
-    times = [[[] for _ in kernels] for kernels in variants]
+def time_variants(variants: dict[str, list], repeat: int, wall: bool) -> dict[str, float]:
+    """Seconds per variant (name -> its ``layer_kernels``): the sum over its kernels of each one's median time,
+    run alone. The variants alternate run by run, as the model runs do, so drift in the machine's load hits all."""
+    times = {name: [[] for _ in kernels] for name, kernels in variants.items()}
     for _ in range(repeat):
-        for kernels, spent in zip(variants, times):
-            for (kernel, args), t in zip(kernels, spent):
+        for name, kernels in variants.items():
+            for (kernel, args), t in zip(kernels, times[name]):
                 t.append(timed(lambda f=kernel, a=args: f(*a), wall))
-    return tuple(sum(float(np.median(t)) for t in spent) for spent in times)
+    return {name: sum(float(np.median(t)) for t in spent) for name, spent in times.items()}
+
+
+def kernels_times(model: onnx.ModelProto, repeat: int, wall: bool) -> tuple[float, float]:
+    """Seconds, direct and Winograd (``time_variants``)."""
+    seconds = time_variants({mode: layer_kernels(model, mode) for mode in ("off", "on")}, repeat, wall)
+    return seconds["off"], seconds["on"]
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import math
 import os
 
 import numpy as np
-from winograd import LAYERS, conv_model, layer_kernels, timed
+from winograd import LAYERS, conv_model, layer_kernels, time_variants
 
 VARIANTS = ("direct", "F4-1k", "F4-3k", "F2-1k", "F2-3k")  # F(m,3), one kernel (1k) or three (3k)
 
@@ -48,12 +48,7 @@ def _sweep(repeat: int, forced: dict) -> list[dict]:
         for variant in VARIANTS:
             forced.update(m=int(variant[1]) if variant != "direct" else None, fuse=variant.endswith("1k"))
             kernels[variant] = layer_kernels(model, "off" if variant == "direct" else "on")
-        times: dict = {v: [[] for _ in ks] for v, ks in kernels.items()}
-        for _ in range(repeat):
-            for v, ks in kernels.items():
-                for (f, a), t in zip(ks, times[v]):
-                    t.append(timed(lambda f=f, a=a: f(*a), wall=False))
-        ms = {v: 1e3 * sum(float(np.median(t)) for t in ts) for v, ts in times.items()}
+        ms = {v: 1e3 * t for v, t in time_variants(kernels, repeat, wall=False).items()}
         rows.append({"model": model_name, "c": c, "k": k, "hw": hw, "ms": ms})
         print(f"{c}->{k} @{hw}: " + "  ".join(f"{v} {t:.2f}" for v, t in ms.items()), flush=True)
     return rows
@@ -62,13 +57,12 @@ def _sweep(repeat: int, forced: dict) -> list[dict]:
 def predicted(rates: dict, c: int, k: int, hw: int, variant: str) -> float:
     """Seconds by ``estimate``'s formula with ``rates``, the form (one kernel or three) as forced."""
     from dlc.ops import winograd as wino
-    from dlc.passes.winograd import estimate
+    from dlc.passes.winograd import estimate, row_fits
 
     if variant == "direct":
         return estimate(c, k, hw, hw, None, rates)
     m = int(variant[1])
-    # forced to one kernel, the pass still takes three where no register tile divides the row
-    fused = variant.endswith("1k") and (c < wino.SMALL_C or wino.row_tile(wino.tiles(hw, m)) is not None)
+    fused = variant.endswith("1k") and row_fits(c, wino.tiles(hw, m))  # forced to one kernel, where it can be
     return estimate(c, k, hw, hw, m, rates, fused=fused)
 
 
@@ -88,7 +82,7 @@ def fit(rows: list[dict]) -> dict:
     result = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 20000, "xatol": 1e-4, "fatol": 1e-9})
     rates = dict(zip(keys, np.exp(result.x)))
     print(f"rms log error {math.sqrt(result.fun / len(points)):.3f} over {len(points)} points")
-    print("{" + ", ".join(f'"{key}": {float(f"{v:.2g}"):.3g}' for key, v in rates.items()) + "}")
+    print("{" + ", ".join(f'"{key}": {v:.2g}' for key, v in rates.items()) + "}")
     for r in rows:
         fastest, picked = min(r["ms"], key=r["ms"].get), pass_pick(rates, r["c"], r["k"], r["hw"])
         print(f"{r['c']:>3}->{r['k']:<3} @{r['hw']:<3}  fastest {fastest:6s} {r['ms'][fastest]:6.2f} ms  "

@@ -75,13 +75,15 @@ def single_op_model(op: str, inputs, outputs, initializers=(), **attrs) -> onnx.
 
 # ---- looking inside the pipeline ------------------------------------------------------------------------
 def lower(model: onnx.ModelProto, until: str, **options):
-    """The IRModule after pipeline phase ``until`` ("graph", "legalize", "fuse", "schedule", ...) on llvm."""
+    """The IRModule after pipeline phase ``until`` ("graph", "legalize", "fuse", "schedule", ...) for the
+    options' target (llvm, this CPU, unless ``target=`` says otherwise)."""
     from dlc.frontend import import_onnx, load_model
     from dlc.options import CompileOptions
     from dlc.pipeline import Pipeline
     from dlc.target import resolve_target
 
-    return Pipeline(resolve_target("llvm"), CompileOptions(**options)).run(
+    compile_options = CompileOptions(**options)
+    return Pipeline(resolve_target(compile_options.target), compile_options).run(
         import_onnx(load_model(model)).mod, until=until)
 
 

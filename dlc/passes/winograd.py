@@ -100,11 +100,16 @@ def fuse_rows(c: int, k: int, m: int, tiles: int) -> bool:
     return a2 * c * k * 4 <= FUSE_MAX_U_BYTES and a2 * tiles * (c + k) * 4 > FUSE_MIN_VM_BYTES
 
 
+def row_fits(c: int, row: int) -> bool:
+    """Can the one-kernel form take a row of ``row`` tiles? A register tile must divide it; with fewer than
+    ``SMALL_C`` input channels M is computed per output tile and no register tile is needed."""
+    return c < wino.SMALL_C or wino.row_tile(row) is not None
+
+
 def one_kernel(c: int, k: int, m: int, tiles: int, row: int) -> bool:
-    """The one-kernel form for this layer (``tiles`` in all, ``row`` a row)? Where ``fuse_rows`` says so and a
-    register tile divides the row; with fewer than ``SMALL_C`` input channels M is computed per output tile
-    and no register tile is needed."""
-    return fuse_rows(c, k, m, tiles) and (c < wino.SMALL_C or wino.row_tile(row) is not None)
+    """The one-kernel form for this layer (``tiles`` in all, ``row`` a row)? Where ``fuse_rows`` says so and
+    the row fits (``row_fits``)."""
+    return fuse_rows(c, k, m, tiles) and row_fits(c, row)
 
 
 def choose(c: int, k: int, out_h: int, out_w: int, mode: str, mcpu: str = "", rates: dict | None = None) -> int | None:
